@@ -1,0 +1,87 @@
+"""CPU implementation: prepares C-contiguous views and calls the compiled kernels.
+
+Every function takes 2-D arrays already validated by `_validation` and an
+`axis` in sklearn's sense: axis=0 gives one result per column (reducing over
+rows), axis=1 one result per row. A Fortran-ordered array is the C-ordered
+transpose of itself, so it is reduced with the other kernel instead of being
+copied; only arbitrary strided views are copied.
+"""
+import numpy as np
+
+from ._config import effective_n_threads
+from ._ext import _apply, _quantiles, _stats
+
+
+def _kernel_view(X, axis):
+    """(C-contiguous 2-D array with X's data, axis to reduce in it, transposed?)."""
+    if X.flags.c_contiguous:
+        return X, axis, False
+    if X.flags.f_contiguous:
+        return X.T, 1 - axis, True
+    return np.ascontiguousarray(X), axis, False
+
+
+def _n_out(X, axis):
+    return X.shape[1] if axis == 0 else X.shape[0]
+
+
+def moments(X, axis, weights=None, ignore_nan=False):
+    """Per-column (axis=0) or per-row (axis=1) (count, mean, M2), float64.
+
+    `weights` has one entry per reduced element (per row for axis=0).
+    """
+    Xk, ak, _ = _kernel_view(X, axis)
+    n = _n_out(Xk, ak)
+    count, mean, m2 = np.empty(n), np.empty(n), np.empty(n)
+    kernel = _stats.moments_cols if ak == 0 else _stats.moments_rows
+    kernel(Xk, weights, ignore_nan, effective_n_threads(X.nbytes), count, mean, m2)
+    return count, mean, m2
+
+
+def min_max(X, axis):
+    """Per-column/row NaN-ignoring (min, max, count of non-NaN), float64.
+
+    A column/row with no non-NaN value gets min=+inf, max=-inf.
+    """
+    Xk, ak, _ = _kernel_view(X, axis)
+    n = _n_out(Xk, ak)
+    mn, mx, count = np.empty(n), np.empty(n), np.empty(n)
+    kernel = _stats.min_max_cols if ak == 0 else _stats.min_max_rows
+    kernel(Xk, effective_n_threads(X.nbytes), mn, mx, count)
+    return mn, mx, count
+
+
+def power_sums(X, axis, p):
+    """Per-column/row sum of |x|**p (p in 1, 2), float64; NaN propagates."""
+    Xk, ak, _ = _kernel_view(X, axis)
+    out = np.empty(_n_out(Xk, ak))
+    kernel = _stats.power_sums_cols if ak == 0 else _stats.power_sums_rows
+    kernel(Xk, p, effective_n_threads(X.nbytes), out)
+    return out
+
+
+def quantiles(X, axis, qs, ignore_nan=False):
+    """Quantiles (fractions `qs`, ascending) per column/row: shape (len(qs), n)."""
+    Xk, ak, _ = _kernel_view(X, axis)
+    if ak == 0:  # the row kernel needs each column contiguous
+        Xk = np.ascontiguousarray(Xk.T)
+    qs = np.ascontiguousarray(qs, dtype=np.float64)
+    out = np.empty((Xk.shape[0], qs.shape[0]))
+    _quantiles.quantiles_rows(Xk, qs, ignore_nan, effective_n_threads(X.nbytes), out)
+    return out.T
+
+
+def affine(X, axis, shift, scale, offset, out):
+    """out = (X - shift) * scale + offset, one triple per column (axis=0) or row.
+
+    `out` has X's shape and dtype; it may be X itself.
+    """
+    Xk, ak, transposed = _kernel_view(X, axis)
+    out_k = out.T if transposed else out
+    target = out_k if out_k.flags.c_contiguous else np.empty(Xk.shape, X.dtype)
+    kernel = _apply.affine_cols if ak == 0 else _apply.affine_rows
+    kernel(Xk, *(np.ascontiguousarray(a, dtype=np.float64) for a in (shift, scale, offset)),
+           target, effective_n_threads(X.nbytes))
+    if target is not out_k:
+        out_k[...] = target
+    return out

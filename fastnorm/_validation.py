@@ -1,0 +1,152 @@
+"""The one place that checks and coerces user input.
+
+Kernels never validate; every public function sends its arrays and
+arguments through here first. Errors name the offending argument.
+"""
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _backend
+
+# dtypes the kernels run on natively; others are converted
+KERNEL_DTYPES = (np.float32, np.float64)
+
+
+def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
+    """X as a NumPy float32/float64 array of 2 (or, with allow_1d, 1) dims.
+
+    Integers, booleans and numeric objects become float64 (as in
+    scikit-learn), float16 becomes float32, float32/float64 are kept without
+    a copy. Returns (array, fresh): fresh is True when the array is a new
+    buffer the caller may overwrite. Finiteness is not checked here (see
+    `raise_if_not_finite`): most callers learn it for free from their
+    statistics.
+    """
+    if X is None:
+        raise TypeError(f"{name} must be an array, got None")
+    if sp.issparse(X):
+        raise TypeError(f"{name} is a sparse matrix; this function takes dense "
+                        f"arrays (convert with {name}.toarray())")
+    _backend.ops_for(X, name=name)  # rejects CuPy / GPU for now
+    arr = np.asarray(X)
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype in KERNEL_DTYPES:
+        out = arr
+    elif kind == "f" and arr.dtype.itemsize < 4:
+        out = arr.astype(np.float32)
+    elif kind in "biuf":
+        out = arr.astype(np.float64)
+    elif kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real numbers "
+                        "can be normalized")
+    elif kind == "O":
+        try:
+            out = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must hold numbers; its object array could not "
+                            f"be converted to float64: {exc}") from None
+    else:
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    ndims = (1, 2) if allow_1d else (2,)
+    if out.ndim not in ndims:
+        want = "a 1-D or 2-D" if allow_1d else "a 2-D"
+        raise ValueError(f"{name} must be {want} array, got {out.ndim}-D with shape "
+                         f"{out.shape}" + ("; reshape a single feature with "
+                                           f"{name}.reshape(-1, 1)" if out.ndim == 1 else ""))
+    if out.size == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty (shape={out.shape}); at least one sample "
+                         "and one feature are required")
+    return out, out is not arr
+
+
+def raise_if_not_finite(X, name="X", *, allow_nan=False):
+    """ValueError if X holds inf (or NaN, unless allow_nan). One parallel scan."""
+    from . import _cpu
+    mn, mx, count = _cpu.min_max(X.reshape(len(X), -1), 0)
+    # all-NaN columns come back as min=+inf, max=-inf: only a real inf
+    # gives max=+inf or min=-inf
+    if np.isposinf(mx).any() or np.isneginf(mn).any():
+        raise ValueError(f"Input {name} contains infinity or a value too large "
+                         f"for {X.dtype}.")
+    if not allow_nan and count.sum() < X.size:
+        raise ValueError(f"Input {name} contains NaN.")
+
+
+def check_out(out, like, name="out"):
+    """`out` must be a writeable NumPy array with `like`'s shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != like.shape:
+        raise ValueError(f"{name} has shape {out.shape}, expected {like.shape}")
+    if out.dtype != like.dtype:
+        raise ValueError(f"{name} has dtype {out.dtype}, expected {like.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def output_for(X, fresh, copy, out):
+    """The array results are written to: `out`, X itself (copy=False or X is
+    already a private converted copy), or a new array shaped like X."""
+    if out is not None:
+        check_out(out, X)
+        return out
+    if fresh or (not copy and X.flags.writeable):
+        return X
+    return np.empty_like(X)
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_axis(axis, ndim=2, name="axis"):
+    """axis must be an int naming one of X's dims; returns it non-negative."""
+    if not isinstance(axis, Integral) or isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of bounds for a {ndim}-D input "
+                         f"(allowed: {', '.join(map(str, range(ndim)))})")
+    return int(axis) % ndim
+
+
+def check_choice(value, choices, name):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_range_pair(value, name, *, low=None, high=None, strict=True, message=None):
+    """A pair (a, b) of real numbers with a < b (a <= b if not strict), within [low, high]."""
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (min, max), got {value!r}") from None
+    if not all(isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) for v in (a, b)):
+        raise TypeError(f"{name} must hold two real numbers, got {value!r}")
+    ok = a < b if strict else a <= b
+    if low is not None:
+        ok = ok and a >= low
+    if high is not None:
+        ok = ok and b <= high
+    if not ok or not (np.isfinite(a) and np.isfinite(b)):
+        raise ValueError(message or f"{name} must satisfy min < max, got {value!r}")
+    return float(a), float(b)
+
+
+def check_sample_weight(sample_weight, n, name="sample_weight"):
+    """None, a scalar or a 1-D array of n non-negative finite weights → float64 array or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {w.dtype}")
+    w = np.ascontiguousarray(np.broadcast_to(w, (n,)) if w.ndim == 0 else w, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {np.shape(sample_weight)}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative")
+    return w

@@ -1,0 +1,188 @@
+"""scikit-learn's scaling functions, on fastnorm's multithreaded kernels.
+
+Each function takes the same arguments, defaults and semantics as its
+namesake in `sklearn.preprocessing` (NaNs are ignored by the statistics and
+kept in the output; near-constant features are scaled by 1; float32 stays
+float32), for dense arrays. Differences:
+
+- every function also takes a keyword-only ``out=`` array (X's shape and
+  dtype) to write the result into without allocating;
+- statistics are accumulated in float64 even for float32 input, so results
+  can differ from scikit-learn's in the last float32 digits (they are closer
+  to the exact answer); min-max scaling is computed as
+  ``(x - data_min) * scale + range_min``, which stays accurate for data far
+  from zero;
+- float16 input gives float32 output; sparse input is refused with a
+  TypeError (convert with ``X.toarray()``).
+"""
+import numpy as np
+
+from . import _backend
+from ._validation import (
+    as_float_array,
+    check_axis,
+    check_bool,
+    check_choice,
+    check_range_pair,
+    output_for,
+    raise_if_not_finite,
+)
+
+__all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize"]
+
+
+def _handle_zeros_in_scale(scale, dtype, scalar):
+    """scikit-learn's rule: scales under 10 eps of X's dtype become 1 (only an
+    exact 0 for the scalar statistics of 1-D input)."""
+    scale = np.array(scale, dtype=dtype)
+    if scalar:
+        scale[scale == 0] = 1
+    else:
+        scale[scale < 10 * np.finfo(dtype).eps] = 1
+    return scale
+
+
+def _prepare(X, axis, copy, out, *, allow_1d=True):
+    """Validate X, axis and copy; return (X, 2-D view, axis, output, 2-D output)."""
+    check_bool(copy, "copy")
+    X, fresh = as_float_array(X, "X", allow_1d=allow_1d)
+    axis = check_axis(axis, X.ndim)
+    Y = output_for(X, fresh, copy, out)
+    if X.ndim == 1:
+        return X, X[:, None], 0, Y, Y[:, None]
+    return X, X, axis, Y, Y
+
+
+def _apply(ops, X2, axis, Y2, shift=0.0, scale=1.0, offset=0.0):
+    n = X2.shape[1] if axis == 0 else X2.shape[0]
+    shift, scale, offset = (np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+                            for a in (shift, scale, offset))
+    ops.affine(X2, axis, shift, scale, offset, Y2)
+
+
+def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
+    """Standardize X along `axis`: center to the mean, scale to unit variance.
+
+    As sklearn.preprocessing.scale (dense input): the mean and the (biased)
+    standard deviation ignore NaNs, features with a standard deviation under
+    10 eps get scale 1, ``copy=False`` scales in place when X is a writeable
+    float array. X may be 1-D (then axis must be 0).
+    """
+    with_mean = check_bool(with_mean, "with_mean")
+    with_std = check_bool(with_std, "with_std")
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    ops = _backend.ops_for(X, out, name="X")
+    if not (with_mean or with_std):
+        raise_if_not_finite(X2, allow_nan=True)
+        if Y is not X:
+            Y[...] = X
+        return Y
+    count, mean, m2 = ops.moments(X2, axis, None, ignore_nan=True)
+    if not np.isfinite(mean).all():  # an inf, or a column that is all NaN
+        raise_if_not_finite(X2, allow_nan=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean[count == 0] = np.nan
+        std = np.sqrt(m2 / count).astype(X.dtype)
+    shift = mean if with_mean else 0.0
+    factor = 1.0 / _handle_zeros_in_scale(std, X.dtype, X.ndim == 1).astype(np.float64) \
+        if with_std else 1.0
+    _apply(ops, X2, axis, Y2, shift=shift, scale=factor)
+    return Y
+
+
+def _min_max(ops, X2, axis):
+    """NaN-ignoring (min, max) in float64, NaN where all are NaN; raises on inf."""
+    mn, mx, count = ops.min_max(X2, axis)
+    if np.isposinf(mx).any() or np.isneginf(mn).any():
+        raise ValueError(f"Input X contains infinity or a value too large for {X2.dtype}.")
+    mn[count == 0] = np.nan
+    mx[count == 0] = np.nan
+    return mn, mx
+
+
+def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
+    """Scale each feature (axis=0) or sample (axis=1) to `feature_range`.
+
+    As sklearn.preprocessing.minmax_scale: NaNs are ignored by min and max
+    and kept; a feature whose range is under 10 eps is mapped to
+    feature_range[0] + (x - min).
+    """
+    lo, hi = check_range_pair(
+        feature_range, "feature_range",
+        message="Minimum of desired feature range must be smaller than maximum. "
+                f"Got {feature_range!r}.")
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    ops = _backend.ops_for(X, out, name="X")
+    mn, mx = _min_max(ops, X2, axis)
+    data_min = mn.astype(X.dtype)
+    data_range = mx.astype(X.dtype) - data_min
+    factor = (hi - lo) / _handle_zeros_in_scale(data_range, X.dtype, False).astype(np.float64)
+    _apply(ops, X2, axis, Y2, shift=data_min, scale=factor, offset=lo)
+    return Y
+
+
+def maxabs_scale(X, *, axis=0, copy=True, out=None):
+    """Scale each feature (axis=0) or sample (axis=1) by its maximum absolute
+    value, as sklearn.preprocessing.maxabs_scale (NaNs ignored and kept)."""
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    ops = _backend.ops_for(X, out, name="X")
+    mn, mx = _min_max(ops, X2, axis)
+    max_abs = np.maximum(np.abs(mn), np.abs(mx)).astype(X.dtype)
+    factor = 1.0 / _handle_zeros_in_scale(max_abs, X.dtype, False).astype(np.float64)
+    _apply(ops, X2, axis, Y2, scale=factor)
+    return Y
+
+
+def robust_scale(X, *, axis=0, with_centering=True, with_scaling=True,
+                 quantile_range=(25.0, 75.0), copy=True, unit_variance=False, out=None):
+    """Center to the median and scale by the quantile range, as
+    sklearn.preprocessing.robust_scale (NaNs ignored by the quantiles, kept
+    in the output; quantiles interpolate linearly as np.nanpercentile)."""
+    with_centering = check_bool(with_centering, "with_centering")
+    with_scaling = check_bool(with_scaling, "with_scaling")
+    unit_variance = check_bool(unit_variance, "unit_variance")
+    q_min, q_max = check_range_pair(
+        quantile_range, "quantile_range", low=0, high=100, strict=False,
+        message=f"Invalid quantile range: {quantile_range!r}")
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    ops = _backend.ops_for(X, out, name="X")
+    raise_if_not_finite(X2, allow_nan=True)
+    q = ops.quantiles(X2, axis, [q_min / 100, 0.5, q_max / 100], ignore_nan=True).astype(X.dtype)
+    shift = q[1] if with_centering else 0.0
+    factor = 1.0
+    if with_scaling:
+        iqr = _handle_zeros_in_scale(q[2] - q[0], X.dtype, False)
+        if unit_variance:
+            from scipy.stats import norm
+            iqr = iqr / (norm.ppf(q_max / 100.0) - norm.ppf(q_min / 100.0))
+        factor = 1.0 / iqr.astype(np.float64)
+    _apply(ops, X2, axis, Y2, shift=shift, scale=factor)
+    return Y
+
+
+def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
+    """Scale each sample (axis=1) or feature (axis=0) to unit l1, l2 or max norm.
+
+    As sklearn.preprocessing.normalize (dense input): X must be 2-D and finite
+    (NaN is an error here, as in scikit-learn); norms under 10 eps are
+    replaced by 1, and ``return_norm=True`` also returns those norms, in X's
+    dtype.
+    """
+    norm = check_choice(norm, {"l1", "l2", "max"}, "norm")
+    return_norm = check_bool(return_norm, "return_norm")
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, allow_1d=False)
+    ops = _backend.ops_for(X, out, name="X")
+    if norm == "max":
+        mn, mx, count = ops.min_max(X2, axis)
+        norms = np.maximum(np.abs(mn), np.abs(mx))
+        if count.sum() < X2.size:
+            norms[:] = np.nan  # a NaN is present: let the check below name it
+    else:
+        norms = ops.power_sums(X2, axis, 1 if norm == "l1" else 2)
+        if norm == "l2":
+            norms = np.sqrt(norms)
+    if not np.isfinite(norms).all():
+        raise_if_not_finite(X2, allow_nan=False)
+    norms = _handle_zeros_in_scale(norms, X.dtype, False)
+    _apply(ops, X2, axis, Y2, scale=1.0 / norms.astype(np.float64))
+    return (Y, norms) if return_norm else Y

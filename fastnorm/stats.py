@@ -1,0 +1,138 @@
+"""Mergeable statistics: the one place every fit gets its numbers.
+
+All statistics follow NumPy's reductions: ``axis=0`` gives one value per
+column, ``axis=1`` one per row. Accumulation is in float64 whatever the
+input dtype, with a two-pass (in cache) / Chan scheme, so data with mean 1e8
+and standard deviation 1 still gets the right variance.
+"""
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _backend
+from ._validation import as_float_array, check_axis, check_bool, check_sample_weight
+
+__all__ = ["Moments", "MinMax", "moments", "min_max", "max_abs", "quantiles"]
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and M2 (sum of squared deviations from the mean), float64.
+
+    With sample weights, `count` is the sum of the weights. A slot that saw
+    no value has count 0, mean NaN and m2 0; it is the identity of `merge`.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+    def var(self, ddof=0):
+        """Variance with `ddof` delta degrees of freedom (NaN where count <= ddof)."""
+        denom = self.count - ddof
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(denom > 0, self.m2 / np.where(denom > 0, denom, 1), np.nan)
+
+    def std(self, ddof=0):
+        return np.sqrt(self.var(ddof))
+
+    def merge(self, other):
+        """Moments of the union of both samples (Chan et al.'s parallel formula).
+
+        Exact to rounding: merging the moments of two halves gives the
+        moments of the whole.
+        """
+        if not isinstance(other, Moments):
+            raise TypeError(f"other must be Moments, got {type(other).__name__}")
+        if np.shape(other.count) != np.shape(self.count):
+            raise ValueError(f"other has shape {np.shape(other.count)}, "
+                             f"expected {np.shape(self.count)}")
+        n_a, n_b = self.count, other.count
+        n = n_a + n_b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = other.mean - self.mean
+            frac_b = n_b / n
+            mean = self.mean + delta * frac_b
+            m2 = self.m2 + other.m2 + delta * delta * (n_a * frac_b)
+        # an empty side is the identity (its NaN mean must not leak in)
+        mean = np.where(n_b == 0, self.mean, np.where(n_a == 0, other.mean, mean))
+        m2 = np.where(n_b == 0, self.m2, np.where(n_a == 0, other.m2, m2))
+        return Moments(n, mean, m2)
+
+
+class MinMax(NamedTuple):
+    min: np.ndarray
+    max: np.ndarray
+
+
+def _prepare(X, axis, name="X"):
+    X, _ = as_float_array(X, name, allow_1d=True, allow_empty=True)
+    axis = check_axis(axis, X.ndim)
+    X2 = X if X.ndim == 2 else X[:, None]
+    return X2, axis, X.ndim
+
+
+def _squeeze(a, ndim):
+    return a.reshape(()) if ndim == 1 else a
+
+
+def moments(X, axis=0, sample_weight=None, ignore_nan=False):
+    """Moments of X along `axis` (0: per column, 1: per row).
+
+    sample_weight : one non-negative weight per element along `axis`.
+    ignore_nan : skip NaNs (as np.nanmean/np.nanvar); otherwise a NaN makes
+        its column's mean and m2 NaN. Infinities are kept, as in NumPy.
+    """
+    X2, axis, ndim = _prepare(X, axis)
+    ignore_nan = check_bool(ignore_nan, "ignore_nan")
+    w = check_sample_weight(sample_weight, X2.shape[axis])
+    ops = _backend.ops_for(X2)
+    count, mean, m2 = ops.moments(X2, axis, w, ignore_nan)
+    mean[count == 0] = np.nan
+    return Moments(*(_squeeze(a, ndim) for a in (count, mean, m2)))
+
+
+def min_max(X, axis=0, ignore_nan=False):
+    """Minimum and maximum along `axis`, in X's dtype.
+
+    ignore_nan=False: NaN where a NaN is present (np.min/np.max);
+    ignore_nan=True: NaNs skipped, NaN only where all are NaN (np.nanmin).
+    """
+    X2, axis, ndim = _prepare(X, axis)
+    ignore_nan = check_bool(ignore_nan, "ignore_nan")
+    if X2.shape[axis] == 0:
+        raise ValueError(f"X has no values along axis {axis} (shape {X2.shape}); "
+                         "min and max are undefined")
+    mn, mx, count = _backend.ops_for(X2).min_max(X2, axis)
+    undefined = count == 0 if ignore_nan else count < X2.shape[axis]
+    mn[undefined] = np.nan
+    mx[undefined] = np.nan
+    return MinMax(*(_squeeze(a.astype(X2.dtype), ndim) for a in (mn, mx)))
+
+
+def max_abs(X, axis=0, ignore_nan=False):
+    """max(|X|) along `axis`, in X's dtype (NaN handling as in `min_max`)."""
+    mn, mx = min_max(X, axis=axis, ignore_nan=ignore_nan)
+    return np.maximum(np.abs(mn), np.abs(mx))
+
+
+def quantiles(X, q, axis=0, ignore_nan=False):
+    """Quantiles `q` (fractions in [0, 1]) along `axis`, as np.quantile /
+    np.nanquantile with the default 'linear' method, in float64.
+
+    Returns shape (len(q), n) for a sequence q, (n,) for a scalar q.
+    """
+    X2, axis, ndim = _prepare(X, axis)
+    ignore_nan = check_bool(ignore_nan, "ignore_nan")
+    q_arr = np.asarray(q, dtype=np.float64)
+    if q_arr.ndim > 1 or not np.all((q_arr >= 0) & (q_arr <= 1)):
+        raise ValueError(f"q must be a number or 1-D sequence of numbers in [0, 1], got {q!r}")
+    if X2.shape[axis] == 0:
+        raise ValueError(f"X has no values along axis {axis} (shape {X2.shape})")
+    qs = np.atleast_1d(q_arr)
+    order = np.argsort(qs, kind="stable")
+    res = np.empty((qs.size, X2.shape[1 - axis]))
+    res[order] = _backend.ops_for(X2).quantiles(X2, axis, qs[order], ignore_nan)
+    res = res.reshape((qs.size,) + (() if ndim == 1 else (X2.shape[1 - axis],)))
+    return res[0] if q_arr.ndim == 0 else res
