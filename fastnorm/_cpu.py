@@ -6,10 +6,31 @@ rows), axis=1 one result per row. A Fortran-ordered array is the C-ordered
 transpose of itself, so it is reduced with the other kernel instead of being
 copied; only arbitrary strided views are copied.
 """
+import os
+
 import numpy as np
 
 from ._config import effective_n_threads
-from ._ext import _apply, _quantiles, _stats
+from ._ext import _openmp, _quantiles
+
+
+def _load_kernels():
+    """The fastest build of the stats/apply kernels this CPU runs.
+
+    FASTNORM_KERNELS=baseline forces the portable build (to compare the two).
+    """
+    if os.environ.get("FASTNORM_KERNELS", "") != "baseline" and _openmp.cpu_is_x86_64_v3():
+        try:
+            from ._ext import _apply_v3, _stats_v3
+            return "x86-64-v3", _stats_v3, _apply_v3
+        except ImportError:  # built by a compiler without x86-64-v3 support
+            pass
+    from ._ext import _apply, _stats
+    return "baseline", _stats, _apply
+
+
+# Which build runs ("x86-64-v3" or "baseline"): benchmark tables report it.
+KERNEL_BUILD, _stats, _apply = _load_kernels()
 
 
 def _kernel_view(X, axis):

@@ -1,0 +1,421 @@
+"""Reduction kernels: moments, min/max and p-norms of a 2-D C-contiguous array.
+
+`*_cols` kernels reduce over rows (one result per column); `*_rows` kernels
+reduce over columns (one result per row).
+
+Determinism: a column reduction splits the rows into blocks whose number and
+size depend only on the shape, computes one partial result per block in
+parallel and merges the blocks in block order afterwards; a row reduction
+gives each row to one thread. Either way the result is bitwise the same for
+any thread count.
+
+Accuracy: moments accumulate in float64 and never use E[x^2] - E[x]^2. Each
+sub-chunk of SUB_ELEMS elements is reduced in two passes while it is in cache
+(sum, then squared deviations from the sub-chunk's mean) and sub-chunks are
+merged with Chan's formula.
+"""
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from libc.math cimport fabs, INFINITY
+
+ctypedef fused floating:
+    float
+    double
+
+cdef enum:
+    # Elements per in-cache sub-chunk (256 KiB of float64: fits the L2 cache).
+    SUB_ELEMS = 32768
+    MIN_SUB_ROWS = 16
+    # At most this many row blocks per column reduction: enough for load
+    # balance on 16+ threads, few enough that the partials stay O(n_cols).
+    MAX_BLOCKS = 64
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline Py_ssize_t _sub_rows(Py_ssize_t n_cols) noexcept nogil:
+    """Rows per in-cache sub-chunk: at least MIN_SUB_ROWS so that the
+    per-sub-chunk merge stays cheap for wide arrays."""
+    return max(MIN_SUB_ROWS, SUB_ELEMS // max(1, n_cols))
+
+
+cdef Py_ssize_t _block_rows(Py_ssize_t n_rows, Py_ssize_t n_cols) noexcept nogil:
+    """Rows per block: a whole number of sub-chunks, a function of the shape only."""
+    cdef Py_ssize_t sub_rows = _sub_rows(n_cols)
+    cdef Py_ssize_t n_subs = _ceil_div(n_rows, sub_rows)
+    return _ceil_div(n_subs, MAX_BLOCKS) * sub_rows
+
+
+cdef inline void _chan_merge(double* n_a, double* mean_a, double* m2_a,
+                             double n_b, double mean_b, double m2_b) noexcept nogil:
+    """Merge moments b into a (Chan, Golub & LeVeque): exact to rounding."""
+    cdef double n, delta
+    if n_b == 0:
+        return
+    if n_a[0] == 0:
+        n_a[0] = n_b
+        mean_a[0] = mean_b
+        m2_a[0] = m2_b
+        return
+    n = n_a[0] + n_b
+    delta = mean_b - mean_a[0]
+    mean_a[0] = mean_a[0] + delta * (n_b / n)
+    m2_a[0] = m2_a[0] + m2_b + delta * delta * (n_a[0] * (n_b / n))
+    n_a[0] = n
+
+
+# ---------------------------------------------------------------- moments ---
+
+cdef void _nan_sub_moments_col(
+        const floating* X, Py_ssize_t n_cols, Py_ssize_t j, Py_ssize_t a,
+        Py_ssize_t b, const double* w,
+        double* sub_n, double* sub_mean, double* sub_m2) noexcept nogil:
+    """NaN-ignoring moments of column j over rows [a, b) (the rare slow path)."""
+    cdef Py_ssize_t i
+    cdef double v, wi, n = 0.0, s = 0.0, q = 0.0, mean_j, d
+    for i in range(a, b):
+        v = X[i * n_cols + j]
+        if v == v:
+            wi = 1.0 if w == NULL else w[i]
+            n = n + wi
+            s = s + wi * v
+    mean_j = s / n if n != 0 else 0.0
+    for i in range(a, b):
+        v = X[i * n_cols + j]
+        if v == v:
+            wi = 1.0 if w == NULL else w[i]
+            d = v - mean_j
+            q = q + wi * d * d
+    sub_n[0] = n
+    sub_mean[0] = mean_j
+    sub_m2[0] = q
+
+
+cdef void _moments_cols_block(
+        const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
+        const double* w, bint ignore_nan,
+        double* acc_n, double* acc_mean, double* acc_m2,
+        double* sub_n, double* sub_mean, double* sub_m2) noexcept nogil:
+    """Moments of the columns of rows [r0, r1) into acc_*; sub_* are scratch.
+
+    Each sub-chunk is summed as if it had no NaN (NaN propagates); with
+    ignore_nan, only the columns whose sum came out NaN are redone with the
+    NaN-skipping loop, so clean data pays nothing for NaN support.
+    """
+    cdef Py_ssize_t sub_rows = _sub_rows(n_cols)
+    cdef Py_ssize_t a, b, i, j
+    cdef const floating* row
+    cdef double wi, d, d1, d2, d3, mj, w_sum
+    for j in range(n_cols):
+        acc_n[j] = 0.0
+        acc_mean[j] = 0.0
+        acc_m2[j] = 0.0
+    a = r0
+    while a < r1:
+        b = min(a + sub_rows, r1)
+        for j in range(n_cols):
+            sub_mean[j] = 0.0
+            sub_m2[j] = 0.0
+        # pass 1: (weighted) sums
+        if w == NULL:
+            w_sum = <double> (b - a)
+            # four rows per sweep: a quarter of the accumulator loads/stores
+            i = a
+            while i + 4 <= b:
+                row = X + i * n_cols
+                for j in range(n_cols):
+                    sub_mean[j] += ((<double> row[j] + <double> row[j + n_cols])
+                                    + (<double> row[j + 2 * n_cols] + <double> row[j + 3 * n_cols]))
+                i = i + 4
+            for i in range(i, b):
+                row = X + i * n_cols
+                for j in range(n_cols):
+                    sub_mean[j] += row[j]
+        else:
+            w_sum = 0.0
+            for i in range(a, b):
+                row = X + i * n_cols
+                wi = w[i]
+                w_sum = w_sum + wi
+                for j in range(n_cols):
+                    sub_mean[j] += wi * row[j]
+        for j in range(n_cols):
+            sub_n[j] = w_sum
+            sub_mean[j] = sub_mean[j] / w_sum if w_sum != 0 else 0.0
+        # pass 2 (sub-chunk still in cache): squared deviations
+        if w == NULL:
+            i = a
+            while i + 4 <= b:
+                row = X + i * n_cols
+                for j in range(n_cols):
+                    mj = sub_mean[j]
+                    d = row[j] - mj
+                    d1 = row[j + n_cols] - mj
+                    d2 = row[j + 2 * n_cols] - mj
+                    d3 = row[j + 3 * n_cols] - mj
+                    sub_m2[j] += (d * d + d1 * d1) + (d2 * d2 + d3 * d3)
+                i = i + 4
+            for i in range(i, b):
+                row = X + i * n_cols
+                for j in range(n_cols):
+                    d = row[j] - sub_mean[j]
+                    sub_m2[j] += d * d
+        else:
+            for i in range(a, b):
+                row = X + i * n_cols
+                wi = w[i]
+                for j in range(n_cols):
+                    d = row[j] - sub_mean[j]
+                    sub_m2[j] += wi * (d * d)
+        for j in range(n_cols):
+            if ignore_nan and sub_mean[j] != sub_mean[j]:
+                _nan_sub_moments_col(X, n_cols, j, a, b, w,
+                                     &sub_n[j], &sub_mean[j], &sub_m2[j])
+            _chan_merge(&acc_n[j], &acc_mean[j], &acc_m2[j],
+                        sub_n[j], sub_mean[j], sub_m2[j])
+        a = b
+
+
+def moments_cols(const floating[:, ::1] X, const double[::1] weights,
+                 bint ignore_nan, int n_threads,
+                 double[::1] count, double[::1] mean, double[::1] m2):
+    """Per-column (count, mean, M2) of X; `weights` (one per row) may be None.
+
+    With ignore_nan, NaNs are skipped (count is the weight of the rest);
+    otherwise a NaN makes its column's mean and M2 NaN.
+    """
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t block_rows = _block_rows(n_rows, n_cols)
+    cdef Py_ssize_t n_blocks = _ceil_div(n_rows, block_rows)
+    cdef Py_ssize_t blk, j
+    cdef const double* w = NULL if weights is None else &weights[0]
+    cdef double* partial
+    cdef double* blk_buf
+    if n_rows == 0 or n_cols == 0:
+        for j in range(n_cols):
+            count[j] = 0.0
+            mean[j] = 0.0
+            m2[j] = 0.0
+        return
+    # per block: 3 rows of results (n, mean, M2), then 3 rows of scratch
+    partial = <double*> malloc(6 * n_blocks * n_cols * sizeof(double))
+    if partial == NULL:
+        raise MemoryError()
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        blk_buf = partial + 6 * blk * n_cols
+        _moments_cols_block(
+            &X[0, 0], n_cols, blk * block_rows, min((blk + 1) * block_rows, n_rows),
+            w, ignore_nan,
+            blk_buf, blk_buf + n_cols, blk_buf + 2 * n_cols,
+            blk_buf + 3 * n_cols, blk_buf + 4 * n_cols, blk_buf + 5 * n_cols)
+    # merge the blocks in block order: independent of the thread count
+    for j in range(n_cols):
+        count[j] = 0.0
+        mean[j] = 0.0
+        m2[j] = 0.0
+    for blk in range(n_blocks):
+        for j in range(n_cols):
+            _chan_merge(&count[j], &mean[j], &m2[j],
+                        partial[(6 * blk) * n_cols + j],
+                        partial[(6 * blk + 1) * n_cols + j],
+                        partial[(6 * blk + 2) * n_cols + j])
+    free(partial)
+
+
+cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
+                       bint ignore_nan, double* out_n, double* out_mean,
+                       double* out_m2) noexcept nogil:
+    """Moments of one contiguous row, sub-chunk by sub-chunk."""
+    cdef Py_ssize_t a, b, j
+    cdef double s, c, q, v, d, wj, sub_mean
+    out_n[0] = 0.0
+    out_mean[0] = 0.0
+    out_m2[0] = 0.0
+    a = 0
+    while a < n:
+        b = min(a + SUB_ELEMS, n)
+        s = 0.0
+        c = 0.0
+        q = 0.0
+        if not ignore_nan:
+            if w == NULL:
+                for j in range(a, b):
+                    s = s + row[j]
+                c = <double> (b - a)
+            else:
+                for j in range(a, b):
+                    s = s + w[j] * row[j]
+                    c = c + w[j]
+            sub_mean = s / c if c != 0 else 0.0
+            for j in range(a, b):
+                d = row[j] - sub_mean
+                q = q + (d * d if w == NULL else w[j] * d * d)
+        else:
+            for j in range(a, b):
+                v = row[j]
+                wj = 1.0 if w == NULL else w[j]
+                s = s + (wj * v if v == v else 0.0)
+                c = c + (wj if v == v else 0.0)
+            sub_mean = s / c if c != 0 else 0.0
+            for j in range(a, b):
+                v = row[j]
+                wj = 1.0 if w == NULL else w[j]
+                d = v - sub_mean
+                q = q + (wj * d * d if v == v else 0.0)
+        _chan_merge(out_n, out_mean, out_m2, c, sub_mean, q)
+        a = b
+
+
+def moments_rows(const floating[:, ::1] X, const double[::1] weights,
+                 bint ignore_nan, int n_threads,
+                 double[::1] count, double[::1] mean, double[::1] m2):
+    """Per-row (count, mean, M2) of X; `weights` (one per column) may be None."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t i
+    cdef const double* w = NULL if weights is None else &weights[0]
+    if n_cols == 0:
+        for i in range(n_rows):
+            count[i] = 0.0
+            mean[i] = 0.0
+            m2[i] = 0.0
+        return
+    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+        _moments_row(&X[i, 0], n_cols, w, ignore_nan, &count[i], &mean[i], &m2[i])
+
+
+# ---------------------------------------------------------------- min/max ---
+# NaNs never win a comparison, so min/max below ignore them; `count` tells how
+# many non-NaN values each column/row had (all-NaN and NaN-propagating
+# semantics are the caller's choice).
+
+cdef void _min_max_cols_block(
+        const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
+        double* mn, double* mx, double* count) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double v
+    for j in range(n_cols):
+        mn[j] = INFINITY
+        mx[j] = -INFINITY
+        count[j] = 0.0
+    for i in range(r0, r1):
+        row = X + i * n_cols
+        for j in range(n_cols):
+            v = row[j]
+            mn[j] = v if v < mn[j] else mn[j]
+            mx[j] = v if v > mx[j] else mx[j]
+            count[j] += 1.0 if v == v else 0.0
+
+
+def min_max_cols(const floating[:, ::1] X, int n_threads,
+                 double[::1] mn, double[::1] mx, double[::1] count):
+    """Per-column NaN-ignoring min and max, and the count of non-NaN values."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t block_rows = _block_rows(n_rows, n_cols)
+    cdef Py_ssize_t n_blocks = _ceil_div(n_rows, block_rows) if n_rows else 0
+    cdef Py_ssize_t blk, j, k
+    cdef double* partial
+    for j in range(n_cols):
+        mn[j] = INFINITY
+        mx[j] = -INFINITY
+        count[j] = 0.0
+    if n_blocks == 0 or n_cols == 0:
+        return
+    partial = <double*> malloc(3 * n_blocks * n_cols * sizeof(double))
+    if partial == NULL:
+        raise MemoryError()
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        _min_max_cols_block(&X[0, 0], n_cols, blk * block_rows,
+                            min((blk + 1) * block_rows, n_rows),
+                            partial + (3 * blk) * n_cols,
+                            partial + (3 * blk + 1) * n_cols,
+                            partial + (3 * blk + 2) * n_cols)
+    for blk in range(n_blocks):
+        for j in range(n_cols):
+            k = 3 * blk * n_cols + j
+            mn[j] = min(mn[j], partial[k])
+            mx[j] = max(mx[j], partial[k + n_cols])
+            count[j] += partial[k + 2 * n_cols]
+    free(partial)
+
+
+def min_max_rows(const floating[:, ::1] X, int n_threads,
+                 double[::1] mn, double[::1] mx, double[::1] count):
+    """Per-row NaN-ignoring min and max, and the count of non-NaN values."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double v, lo, hi, c
+    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+        row = &X[i, 0] if n_cols else NULL
+        lo = INFINITY
+        hi = -INFINITY
+        c = 0.0
+        for j in range(n_cols):
+            v = row[j]
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+            c = c + (1.0 if v == v else 0.0)
+        mn[i] = lo
+        mx[i] = hi
+        count[i] = c
+
+
+# ------------------------------------------------------------------ norms ---
+# Sum of |x| (p=1) or x^2 (p=2) in float64; NaN propagates.
+
+def power_sums_cols(const floating[:, ::1] X, int p, int n_threads, double[::1] out):
+    """Per-column sum of |x|**p for p in (1, 2)."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t block_rows = _block_rows(n_rows, n_cols)
+    cdef Py_ssize_t n_blocks = _ceil_div(n_rows, block_rows) if n_rows else 0
+    cdef Py_ssize_t blk, i, j
+    cdef const floating* row
+    cdef double* acc
+    cdef double* partial
+    cdef double v
+    for j in range(n_cols):
+        out[j] = 0.0
+    if n_blocks == 0 or n_cols == 0:
+        return
+    partial = <double*> malloc(n_blocks * n_cols * sizeof(double))
+    if partial == NULL:
+        raise MemoryError()
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        acc = partial + blk * n_cols
+        for j in range(n_cols):
+            acc[j] = 0.0
+        for i in range(blk * block_rows, min((blk + 1) * block_rows, n_rows)):
+            row = &X[i, 0]
+            if p == 1:
+                for j in range(n_cols):
+                    acc[j] += fabs(row[j])
+            else:
+                for j in range(n_cols):
+                    v = row[j]
+                    acc[j] += v * v
+    for blk in range(n_blocks):
+        for j in range(n_cols):
+            out[j] += partial[blk * n_cols + j]
+    free(partial)
+
+
+def power_sums_rows(const floating[:, ::1] X, int p, int n_threads, double[::1] out):
+    """Per-row sum of |x|**p for p in (1, 2)."""
+    cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double s, v
+    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+        row = &X[i, 0] if n_cols else NULL
+        s = 0.0
+        if p == 1:
+            for j in range(n_cols):
+                s = s + fabs(row[j])
+        else:
+            for j in range(n_cols):
+                v = row[j]
+                s = s + v * v
+        out[i] = s
