@@ -105,9 +105,13 @@ cdef void _moments_cols_block(
     NaN-skipping loop, so clean data pays nothing for NaN support.
     """
     cdef Py_ssize_t sub_rows = _sub_rows(n_cols)
-    cdef Py_ssize_t a, b, i, j
+    cdef Py_ssize_t a, b, i, j, n_redone
     cdef const floating* row
-    cdef double wi, d, d1, d2, d3, mj, w_sum
+    cdef double wi, d, d1, d2, d3, mj, w_sum, inv_w, n_new, frac, cross
+    # while no column had a NaN skipped, all columns share one count and the
+    # Chan merge runs with shared factors: vectorized, no division per column
+    cdef bint uniform = True
+    cdef double n_common = 0.0
     for j in range(n_cols):
         acc_n[j] = 0.0
         acc_mean[j] = 0.0
@@ -141,9 +145,10 @@ cdef void _moments_cols_block(
                 w_sum = w_sum + wi
                 for j in range(n_cols):
                     sub_mean[j] += wi * row[j]
+        inv_w = 1.0 / w_sum if w_sum != 0 else 0.0
         for j in range(n_cols):
             sub_n[j] = w_sum
-            sub_mean[j] = sub_mean[j] / w_sum if w_sum != 0 else 0.0
+            sub_mean[j] = sub_mean[j] * inv_w
         # pass 2 (sub-chunk still in cache): squared deviations
         if w == NULL:
             i = a
@@ -169,12 +174,30 @@ cdef void _moments_cols_block(
                 for j in range(n_cols):
                     d = row[j] - sub_mean[j]
                     sub_m2[j] += wi * (d * d)
-        for j in range(n_cols):
-            if ignore_nan and sub_mean[j] != sub_mean[j]:
-                _nan_sub_moments_col(X, n_cols, j, a, b, w,
-                                     &sub_n[j], &sub_mean[j], &sub_m2[j])
-            _chan_merge(&acc_n[j], &acc_mean[j], &acc_m2[j],
-                        sub_n[j], sub_mean[j], sub_m2[j])
+        n_redone = 0
+        if ignore_nan:
+            for j in range(n_cols):
+                if sub_mean[j] != sub_mean[j]:
+                    _nan_sub_moments_col(X, n_cols, j, a, b, w,
+                                         &sub_n[j], &sub_mean[j], &sub_m2[j])
+                    n_redone = n_redone + 1
+        if uniform and n_redone == 0:
+            # _chan_merge with the factors it would compute for every column
+            if w_sum != 0:
+                n_new = n_common + w_sum
+                frac = w_sum / n_new
+                cross = n_common * frac
+                for j in range(n_cols):
+                    d = sub_mean[j] - acc_mean[j]
+                    acc_mean[j] = sub_mean[j] if n_common == 0 else acc_mean[j] + d * frac
+                    acc_m2[j] = sub_m2[j] if n_common == 0 else acc_m2[j] + sub_m2[j] + d * d * cross
+                    acc_n[j] = n_new
+                n_common = n_new
+        else:
+            uniform = False
+            for j in range(n_cols):
+                _chan_merge(&acc_n[j], &acc_mean[j], &acc_m2[j],
+                            sub_n[j], sub_mean[j], sub_m2[j])
         a = b
 
 
@@ -290,23 +313,51 @@ def moments_rows(const floating[:, ::1] X, const double[::1] weights,
 # many non-NaN values each column/row had (all-NaN and NaN-propagating
 # semantics are the caller's choice).
 
+cdef inline double _count_non_nan(const floating* x, Py_ssize_t n,
+                                  Py_ssize_t stride) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double c = 0.0
+    for k in range(n):
+        c = c + (1.0 if x[k * stride] == x[k * stride] else 0.0)
+    return c
+
+
+cdef extern from "min_max_cols.h":
+    # Per-column NaN-ignoring min, max and NaN count (in X's dtype) of rows
+    # [r0, r1) into lo, hi, nan_seen. min/max are exact in X's dtype, which
+    # runs twice as wide as float64 for float32; `x < m ? x : m` skips a NaN
+    # x and is one SIMD min. nan_seen is inexact past 2**24 for float32 but
+    # never returns to 0: it only tells which columns need an exact count.
+    void min_max_cols_block_float(const float* X, Py_ssize_t n_cols, Py_ssize_t r0,
+                                  Py_ssize_t r1, float* lo, float* hi,
+                                  float* nan_seen) noexcept nogil
+    void min_max_cols_block_double(const double* X, Py_ssize_t n_cols, Py_ssize_t r0,
+                                   Py_ssize_t r1, double* lo, double* hi,
+                                   double* nan_seen) noexcept nogil
+    void min_max_row_float(const float* x, Py_ssize_t n, float* lo, float* hi,
+                           float* nan_seen) noexcept nogil
+    void min_max_row_double(const double* x, Py_ssize_t n, double* lo, double* hi,
+                            double* nan_seen) noexcept nogil
+
+
 cdef void _min_max_cols_block(
         const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
+        floating* lo, floating* hi, floating* nan_seen,
         double* mn, double* mx, double* count) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef const floating* row
-    cdef double v
+    """NaN-ignoring min/max and non-NaN count of the columns of rows [r0, r1);
+    lo, hi, nan_seen are scratch in X's dtype."""
+    cdef Py_ssize_t j
+    if floating is float:
+        min_max_cols_block_float(X, n_cols, r0, r1, lo, hi, nan_seen)
+    else:
+        min_max_cols_block_double(X, n_cols, r0, r1, lo, hi, nan_seen)
     for j in range(n_cols):
-        mn[j] = INFINITY
-        mx[j] = -INFINITY
-        count[j] = 0.0
-    for i in range(r0, r1):
-        row = X + i * n_cols
-        for j in range(n_cols):
-            v = row[j]
-            mn[j] = v if v < mn[j] else mn[j]
-            mx[j] = v if v > mx[j] else mx[j]
-            count[j] += 1.0 if v == v else 0.0
+        mn[j] = lo[j]
+        mx[j] = hi[j]
+        if nan_seen[j] == 0:
+            count[j] = <double> (r1 - r0)
+        else:
+            count[j] = _count_non_nan(X + r0 * n_cols + j, r1 - r0, n_cols)
 
 
 def min_max_cols(const floating[:, ::1] X, int n_threads,
@@ -317,24 +368,28 @@ def min_max_cols(const floating[:, ::1] X, int n_threads,
     cdef Py_ssize_t n_blocks = _ceil_div(n_rows, block_rows) if n_rows else 0
     cdef Py_ssize_t blk, j, k
     cdef double* partial
+    cdef double* blk_buf
+    cdef floating* scratch
     for j in range(n_cols):
         mn[j] = INFINITY
         mx[j] = -INFINITY
         count[j] = 0.0
     if n_blocks == 0 or n_cols == 0:
         return
-    partial = <double*> malloc(3 * n_blocks * n_cols * sizeof(double))
+    # per block: 3 rows of results (min, max, count), then 3 rows of scratch
+    partial = <double*> malloc(6 * n_blocks * n_cols * sizeof(double))
     if partial == NULL:
         raise MemoryError()
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        blk_buf = partial + 6 * blk * n_cols
+        scratch = <floating*> (blk_buf + 3 * n_cols)
         _min_max_cols_block(&X[0, 0], n_cols, blk * block_rows,
                             min((blk + 1) * block_rows, n_rows),
-                            partial + (3 * blk) * n_cols,
-                            partial + (3 * blk + 1) * n_cols,
-                            partial + (3 * blk + 2) * n_cols)
+                            scratch, scratch + n_cols, scratch + 2 * n_cols,
+                            blk_buf, blk_buf + n_cols, blk_buf + 2 * n_cols)
     for blk in range(n_blocks):
         for j in range(n_cols):
-            k = 3 * blk * n_cols + j
+            k = 6 * blk * n_cols + j
             mn[j] = min(mn[j], partial[k])
             mx[j] = max(mx[j], partial[k + n_cols])
             count[j] += partial[k + 2 * n_cols]
@@ -345,22 +400,24 @@ def min_max_rows(const floating[:, ::1] X, int n_threads,
                  double[::1] mn, double[::1] mx, double[::1] count):
     """Per-row NaN-ignoring min and max, and the count of non-NaN values."""
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i
     cdef const floating* row
-    cdef double v, lo, hi, c
+    cdef floating lo, hi, nan_seen
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
         row = &X[i, 0] if n_cols else NULL
-        lo = INFINITY
-        hi = -INFINITY
-        c = 0.0
-        for j in range(n_cols):
-            v = row[j]
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
-            c = c + (1.0 if v == v else 0.0)
+        # assigned here so that Cython makes them thread-private (it cannot
+        # see the writes through the pointers below)
+        lo = 0
+        hi = 0
+        nan_seen = 0
+        if floating is float:
+            min_max_row_float(row, n_cols, &lo, &hi, &nan_seen)
+        else:
+            min_max_row_double(row, n_cols, &lo, &hi, &nan_seen)
         mn[i] = lo
         mx[i] = hi
-        count[i] = c
+        # as in the column kernel: count exactly only after a NaN
+        count[i] = <double> n_cols if nan_seen == 0 else _count_non_nan(row, n_cols, 1)
 
 
 # ------------------------------------------------------------------ norms ---

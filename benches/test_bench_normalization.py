@@ -1,0 +1,31 @@
+"""fastnorm vs scikit-learn and NumPy, timed in the same run.
+
+Each case times fastnorm with pytest-benchmark and its peers with the same
+clock and thread count, and records speed-ups and achieved bandwidth
+(minimal bytes / time, and that as a fraction of this machine's stream
+bandwidth measured in this run) in extra_info. `python benches/check.py
+RESULT.json` turns a saved run into the table and checks benches/floors.json.
+"""
+import pytest
+from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES
+
+import fastnorm
+from fastnorm import _benchmarks
+
+CASES = _benchmarks.cases()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", list(CASES))
+def test_case(benchmark, data_cache, name, shape, dtype, threads):
+    case = CASES[name]
+    X = data_cache(shape, dtype)
+    peer_s = _benchmarks.measure_peers(case, X, threads, PEER_ROUNDS)
+    benchmark.group = f"{name} {benchmark.name.split('[')[1][:-1]}"
+    with fastnorm.config_context(n_threads=threads):
+        benchmark.pedantic(case.fastnorm, args=(X,), rounds=FASTNORM_ROUNDS,
+                           iterations=1, warmup_rounds=1)
+    fastnorm_s = benchmark.stats.stats.median
+    benchmark.extra_info.update(_benchmarks.result_info(case, X, threads, fastnorm_s, peer_s))

@@ -1,0 +1,203 @@
+"""Benchmark cases shared by benches/ (pytest-benchmark), benches/check.py and
+``python -m fastnorm bench``: what is timed, against which peers, and how
+many bytes a perfect implementation must move.
+
+Speed is reported two ways, both measured in the same run:
+- speed-up: the peer's median time / fastnorm's median time;
+- achieved bandwidth: minimal bytes moved / fastnorm's median time, and that
+  as a fraction of this machine's own stream bandwidth (`machine_bandwidth`,
+  with the same thread count): read+write streams for the transforms, the
+  read-only stream for the statistics.
+"""
+import time
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+# Shapes of the issue's targets, and small ones (CI, quick look).
+FULL_SHAPES = [(2_000_000, 64), (20_000, 4_096)]
+SMALL_SHAPES = [(100_000, 64), (1_000, 4_096)]
+QUICK_SHAPES = [(1_000_000, 64)]
+
+PROBE_BYTES = 512 * 2**20  # the issue asks for >= 512 MB streams
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation: fastnorm's call, its peers, and its minimal traffic."""
+
+    name: str
+    fastnorm: Callable
+    peers: dict            # peer name -> callable(X)
+    passes: int            # minimal bytes = passes * X.nbytes
+    stream: str            # "copy" (read+write) or "read": the bandwidth to compare with
+
+
+def _sklearn(name):
+    def run(X):
+        import sklearn.preprocessing as skp
+        with warnings.catch_warnings():
+            # sklearn's float32 "numerical issues" warnings: noise here
+            warnings.simplefilter("ignore", UserWarning)
+            return getattr(skp, name)(X)
+    run.__name__ = f"sklearn.preprocessing.{name}"
+    return run
+
+
+def _np_scale(X):
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def _np_minmax(X):
+    mn = X.min(axis=0)
+    return (X - mn) / (X.max(axis=0) - mn)
+
+
+def _np_maxabs(X):
+    return X / np.abs(X).max(axis=0)
+
+
+def _np_normalize(X):
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def _np_moments(X):
+    return X.mean(axis=0), X.var(axis=0)
+
+
+def _np_min_max(X):
+    return X.min(axis=0), X.max(axis=0)
+
+
+def cases():
+    """All benchmark cases by name."""
+    import fastnorm.preprocessing as fp
+    import fastnorm.stats as fs
+
+    def transform(name, numpy_fn, passes):
+        return Case(name, getattr(fp, name),
+                    {"sklearn": _sklearn(name), "numpy": numpy_fn}, passes, "copy")
+
+    found = [
+        # scale & co.: statistics pass + apply (read + write), as the issue counts them
+        transform("scale", _np_scale, 3),
+        transform("minmax_scale", _np_minmax, 3),
+        transform("maxabs_scale", _np_maxabs, 3),
+        # a row of normalize fits in cache: one read and one write are enough
+        transform("normalize", _np_normalize, 2),
+        Case("moments", lambda X: fs.moments(X, axis=0), {"numpy": _np_moments}, 1, "read"),
+        Case("min_max", lambda X: fs.min_max(X, axis=0), {"numpy": _np_min_max}, 1, "read"),
+    ]
+    return {c.name: c for c in found}
+
+
+def make_data(shape, dtype, seed=0):
+    """Standard-normal data shifted away from zero (as real features are)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal(shape, dtype=np.float32 if dtype == "float32" else np.float64)
+    X += 3.0
+    return X
+
+
+def median_time(fn, rounds, warmup=1):
+    """Median wall time of `rounds` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+@lru_cache(maxsize=None)
+def machine_bandwidth(n_threads):
+    """{'read': GB/s, 'copy': GB/s} of this machine's streams over 512 MiB
+    arrays with `n_threads` threads (median of 5). 'copy' counts the bytes
+    read and written."""
+    from ._ext import _bandwidth
+    src = np.ones(PROBE_BYTES // 8)
+    dst = np.zeros_like(src)
+    read = median_time(lambda: _bandwidth.read_stream(src, n_threads), 5)
+    copy = median_time(lambda: _bandwidth.copy_stream(src, dst, n_threads), 5)
+    return {"read": src.nbytes / read / 1e9, "copy": 2 * src.nbytes / copy / 1e9}
+
+
+def peer_context(n_threads):
+    """Limit the peers' (BLAS/OpenMP) threads to the count fastnorm gets."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n_threads)
+
+
+def measure_peers(case, X, n_threads, rounds):
+    """Median time of each peer of `case` on X, with `n_threads` threads."""
+    with peer_context(n_threads):
+        return {name: median_time(lambda: fn(X), rounds) for name, fn in case.peers.items()}
+
+
+def result_info(case, X, n_threads, fastnorm_s, peer_s):
+    """The record of one measured case (pytest-benchmark's extra_info)."""
+    from ._cpu import KERNEL_BUILD
+    bw = machine_bandwidth(n_threads)
+    nbytes = case.passes * X.nbytes
+    info = {
+        "case": case.name,
+        "shape": "x".join(map(str, X.shape)),
+        "dtype": str(X.dtype),
+        "threads": n_threads,
+        "kernels": KERNEL_BUILD,
+        "fastnorm_s": fastnorm_s,
+        "minimal_bytes": nbytes,
+        "gbps": nbytes / fastnorm_s / 1e9,
+        "stream": case.stream,
+        "machine_gbps": bw[case.stream],
+        "bw_fraction": nbytes / fastnorm_s / 1e9 / bw[case.stream],
+    }
+    for peer, seconds in peer_s.items():
+        info[f"{peer}_s"] = seconds
+        info[f"speedup_vs_{peer}"] = seconds / fastnorm_s
+    return info
+
+
+COLUMNS = [  # (header, extra_info key, format)
+    ("case", "case", "{}"), ("shape", "shape", "{}"), ("dtype", "dtype", "{}"),
+    ("thr", "threads", "{}"), ("fastnorm ms", "fastnorm_s", "ms"),
+    ("sklearn ms", "sklearn_s", "ms"), ("x sklearn", "speedup_vs_sklearn", "{:.1f}"),
+    ("numpy ms", "numpy_s", "ms"), ("x numpy", "speedup_vs_numpy", "{:.1f}"),
+    ("GB/s", "gbps", "{:.1f}"), ("% of bw", "bw_fraction", "pct"), ("stream", "stream", "{}"),
+]
+
+
+def _cell(value, fmt):
+    if value is None:
+        return "-"
+    if fmt == "ms":
+        return f"{value * 1e3:.1f}"
+    if fmt == "pct":
+        return f"{value * 100:.0f}%"
+    return fmt.format(value)
+
+
+def format_table(infos):
+    """A Markdown table of result records (`result_info`), with the machine's
+    stream bandwidths and the kernel build underneath."""
+    rows = [[_cell(info.get(key), fmt) for _, key, fmt in COLUMNS] for info in infos]
+    header = [h for h, _, _ in COLUMNS]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
+
+    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    streams = sorted({(i["threads"], i["stream"], i["machine_gbps"]) for i in infos})
+    if streams:
+        out.append("")
+        out.append("machine stream bandwidth (same run): " + ", ".join(
+            f"{s} {g:.1f} GB/s ({t} thr)" for t, s, g in streams))
+        out.append(f"kernels: {infos[0]['kernels']}")
+    return "\n".join(out)
