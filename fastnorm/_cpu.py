@@ -106,3 +106,17 @@ def affine(X, axis, shift, scale, offset, out):
     if target is not out_k:
         out_k[...] = target
     return out
+
+
+def normalize_rows(X, p, threshold, out):
+    """Fused per-row l1 (p=1) or l2 (p=2) normalization into `out` (not X).
+
+    Returns the float64 norms. A norm that rounds (to X's dtype) under
+    `threshold` divides by 1 instead. X is C-contiguous 2-D.
+    """
+    norms = np.empty(X.shape[0])
+    target = out if out.flags.c_contiguous else np.empty(X.shape, X.dtype)
+    _apply.normalize_rows(X, p, threshold, target, norms, effective_n_threads(X.nbytes))
+    if target is not out:
+        out[...] = target
+    return norms

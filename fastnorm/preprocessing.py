@@ -172,6 +172,17 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     return_norm = check_bool(return_norm, "return_norm")
     X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, allow_1d=False)
     ops = _backend.ops_for(X, out, name="X")
+    threshold = 10 * np.finfo(X.dtype).eps
+    rows_contiguous = X2.flags.c_contiguous if axis == 1 else X2.flags.f_contiguous
+    if norm != "max" and Y is not X and rows_contiguous:
+        # one sweep per sample (or feature of a Fortran array): norm, then divide
+        # while it is in cache. Not in place: a NaN/inf found afterwards must not
+        # leave X half-scaled.
+        Xk, Yk = (X2, Y2) if axis == 1 else (X2.T, Y2.T)
+        norms = ops.normalize_rows(Xk, 1 if norm == "l1" else 2, threshold, Yk)
+        if not np.isfinite(norms).all():
+            raise_if_not_finite(X2, allow_nan=False)
+        return (Y, _handle_zeros_in_scale(norms, X.dtype, False)) if return_norm else Y
     if norm == "max":
         mn, mx, count = ops.min_max(X2, axis)
         norms = np.maximum(np.abs(mn), np.abs(mx))
