@@ -12,7 +12,9 @@ any thread count.
 Accuracy: moments accumulate in float64 and never use E[x^2] - E[x]^2. Each
 sub-chunk of SUB_ELEMS elements is reduced in two passes while it is in cache
 (sum, then squared deviations from the sub-chunk's mean) and sub-chunks are
-merged with Chan's formula.
+merged with Chan's formula. Data far from zero (mean 1e8, std 1) is first
+shifted by a rough mean of its first sub-chunk, so that the sub-chunk means
+Chan's formula subtracts are small numbers with small absolute errors.
 """
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -68,22 +70,39 @@ cdef inline void _chan_merge(double* n_a, double* mean_a, double* m2_a,
 
 # ---------------------------------------------------------------- moments ---
 
+cdef void _shift_cols(const floating* X, Py_ssize_t n_cols, Py_ssize_t n_rows,
+                      double* shift) noexcept nogil:
+    """Per column, the mean of the finite values among rows [0, n_rows), or 0."""
+    cdef Py_ssize_t i, j
+    cdef double v, s, c
+    for j in range(n_cols):
+        s = 0.0
+        c = 0.0
+        for i in range(n_rows):
+            v = X[i * n_cols + j]
+            if fabs(v) < INFINITY:  # finite (false for NaN)
+                s = s + v
+                c = c + 1.0
+        shift[j] = s / c if c > 0 and fabs(s / c) < INFINITY else 0.0
+
+
 cdef void _nan_sub_moments_col(
         const floating* X, Py_ssize_t n_cols, Py_ssize_t j, Py_ssize_t a,
-        Py_ssize_t b, const double* w,
+        Py_ssize_t b, const double* w, double shift,
         double* sub_n, double* sub_mean, double* sub_m2) noexcept nogil:
-    """NaN-ignoring moments of column j over rows [a, b) (the rare slow path)."""
+    """NaN-ignoring moments of column j - shift over rows [a, b) (the rare
+    slow path)."""
     cdef Py_ssize_t i
     cdef double v, wi, n = 0.0, s = 0.0, q = 0.0, mean_j, d
     for i in range(a, b):
-        v = X[i * n_cols + j]
+        v = X[i * n_cols + j] - shift
         if v == v:
             wi = 1.0 if w == NULL else w[i]
             n = n + wi
             s = s + wi * v
     mean_j = s / n if n != 0 else 0.0
     for i in range(a, b):
-        v = X[i * n_cols + j]
+        v = X[i * n_cols + j] - shift
         if v == v:
             wi = 1.0 if w == NULL else w[i]
             d = v - mean_j
@@ -95,10 +114,11 @@ cdef void _nan_sub_moments_col(
 
 cdef void _moments_cols_block(
         const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
-        const double* w, bint ignore_nan,
+        const double* w, bint ignore_nan, const double* K,
         double* acc_n, double* acc_mean, double* acc_m2,
         double* sub_n, double* sub_mean, double* sub_m2) noexcept nogil:
-    """Moments of the columns of rows [r0, r1) into acc_*; sub_* are scratch.
+    """Moments of the columns of rows [r0, r1), shifted by K (acc_mean is the
+    mean of x - K), into acc_*; sub_* are scratch.
 
     Each sub-chunk is summed as if it had no NaN (NaN propagates); with
     ignore_nan, only the columns whose sum came out NaN are redone with the
@@ -130,13 +150,15 @@ cdef void _moments_cols_block(
             while i + 4 <= b:
                 row = X + i * n_cols
                 for j in range(n_cols):
-                    sub_mean[j] += ((<double> row[j] + <double> row[j + n_cols])
-                                    + (<double> row[j + 2 * n_cols] + <double> row[j + 3 * n_cols]))
+                    mj = K[j]
+                    sub_mean[j] += ((((<double> row[j]) - mj) + ((<double> row[j + n_cols]) - mj))
+                                    + (((<double> row[j + 2 * n_cols]) - mj)
+                                       + ((<double> row[j + 3 * n_cols]) - mj)))
                 i = i + 4
             for i in range(i, b):
                 row = X + i * n_cols
                 for j in range(n_cols):
-                    sub_mean[j] += row[j]
+                    sub_mean[j] += row[j] - K[j]
         else:
             w_sum = 0.0
             for i in range(a, b):
@@ -144,7 +166,7 @@ cdef void _moments_cols_block(
                 wi = w[i]
                 w_sum = w_sum + wi
                 for j in range(n_cols):
-                    sub_mean[j] += wi * row[j]
+                    sub_mean[j] += wi * (row[j] - K[j])
         inv_w = 1.0 / w_sum if w_sum != 0 else 0.0
         for j in range(n_cols):
             sub_n[j] = w_sum
@@ -155,7 +177,7 @@ cdef void _moments_cols_block(
             while i + 4 <= b:
                 row = X + i * n_cols
                 for j in range(n_cols):
-                    mj = sub_mean[j]
+                    mj = sub_mean[j] + K[j]
                     d = row[j] - mj
                     d1 = row[j + n_cols] - mj
                     d2 = row[j + 2 * n_cols] - mj
@@ -165,20 +187,20 @@ cdef void _moments_cols_block(
             for i in range(i, b):
                 row = X + i * n_cols
                 for j in range(n_cols):
-                    d = row[j] - sub_mean[j]
+                    d = row[j] - (sub_mean[j] + K[j])
                     sub_m2[j] += d * d
         else:
             for i in range(a, b):
                 row = X + i * n_cols
                 wi = w[i]
                 for j in range(n_cols):
-                    d = row[j] - sub_mean[j]
+                    d = row[j] - (sub_mean[j] + K[j])
                     sub_m2[j] += wi * (d * d)
         n_redone = 0
         if ignore_nan:
             for j in range(n_cols):
                 if sub_mean[j] != sub_mean[j]:
-                    _nan_sub_moments_col(X, n_cols, j, a, b, w,
+                    _nan_sub_moments_col(X, n_cols, j, a, b, w, K[j],
                                          &sub_n[j], &sub_mean[j], &sub_m2[j])
                     n_redone = n_redone + 1
         if uniform and n_redone == 0:
@@ -216,21 +238,25 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
     cdef const double* w = NULL if weights is None else &weights[0]
     cdef double* partial
     cdef double* blk_buf
+    cdef double* K
     if n_rows == 0 or n_cols == 0:
         for j in range(n_cols):
             count[j] = 0.0
             mean[j] = 0.0
             m2[j] = 0.0
         return
-    # per block: 3 rows of results (n, mean, M2), then 3 rows of scratch
-    partial = <double*> malloc(6 * n_blocks * n_cols * sizeof(double))
+    # per block: 3 rows of results (n, mean, M2), then 3 rows of scratch;
+    # then the shift shared by all blocks
+    partial = <double*> malloc((6 * n_blocks + 1) * n_cols * sizeof(double))
     if partial == NULL:
         raise MemoryError()
+    K = partial + 6 * n_blocks * n_cols
+    _shift_cols(&X[0, 0], n_cols, min(n_rows, _sub_rows(n_cols)), K)
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
         blk_buf = partial + 6 * blk * n_cols
         _moments_cols_block(
             &X[0, 0], n_cols, blk * block_rows, min((blk + 1) * block_rows, n_rows),
-            w, ignore_nan,
+            w, ignore_nan, K,
             blk_buf, blk_buf + n_cols, blk_buf + 2 * n_cols,
             blk_buf + 3 * n_cols, blk_buf + 4 * n_cols, blk_buf + 5 * n_cols)
     # merge the blocks in block order: independent of the thread count
@@ -244,18 +270,24 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
                         partial[(6 * blk) * n_cols + j],
                         partial[(6 * blk + 1) * n_cols + j],
                         partial[(6 * blk + 2) * n_cols + j])
+    for j in range(n_cols):
+        mean[j] = mean[j] + K[j]
     free(partial)
 
 
 cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
                        bint ignore_nan, double* out_n, double* out_mean,
                        double* out_m2) noexcept nogil:
-    """Moments of one contiguous row, sub-chunk by sub-chunk."""
+    """Moments of one contiguous row, sub-chunk by sub-chunk. A row longer
+    than one sub-chunk is shifted by the mean of its first sub-chunk's finite
+    values (see the module docstring)."""
     cdef Py_ssize_t a, b, j
-    cdef double s, c, q, v, d, wj, sub_mean
+    cdef double s, c, q, v, d, wj, sub_mean, K = 0.0
     out_n[0] = 0.0
     out_mean[0] = 0.0
     out_m2[0] = 0.0
+    if n > SUB_ELEMS:
+        _shift_cols(row, 1, SUB_ELEMS, &K)
     a = 0
     while a < n:
         b = min(a + SUB_ELEMS, n)
@@ -265,30 +297,31 @@ cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
         if not ignore_nan:
             if w == NULL:
                 for j in range(a, b):
-                    s = s + row[j]
+                    s = s + (row[j] - K)
                 c = <double> (b - a)
             else:
                 for j in range(a, b):
-                    s = s + w[j] * row[j]
+                    s = s + w[j] * (row[j] - K)
                     c = c + w[j]
             sub_mean = s / c if c != 0 else 0.0
             for j in range(a, b):
-                d = row[j] - sub_mean
+                d = (row[j] - K) - sub_mean
                 q = q + (d * d if w == NULL else w[j] * d * d)
         else:
             for j in range(a, b):
-                v = row[j]
+                v = row[j] - K
                 wj = 1.0 if w == NULL else w[j]
                 s = s + (wj * v if v == v else 0.0)
                 c = c + (wj if v == v else 0.0)
             sub_mean = s / c if c != 0 else 0.0
             for j in range(a, b):
-                v = row[j]
+                v = row[j] - K
                 wj = 1.0 if w == NULL else w[j]
                 d = v - sub_mean
                 q = q + (wj * d * d if v == v else 0.0)
         _chan_merge(out_n, out_mean, out_m2, c, sub_mean, q)
         a = b
+    out_mean[0] = out_mean[0] + K
 
 
 def moments_rows(const floating[:, ::1] X, const double[::1] weights,

@@ -103,13 +103,17 @@ def check_bool(value, name):
     return bool(value)
 
 
-def check_axis(axis, ndim=2, name="axis"):
-    """axis must be an int naming one of X's dims; returns it non-negative."""
+def check_axis(axis, ndim=2, name="axis", *, allow_negative=True):
+    """axis must be an int naming one of X's dims; returns it non-negative.
+
+    allow_negative=False: only 0 .. ndim-1 (scikit-learn's functions refuse -1).
+    """
     if not isinstance(axis, Integral) or isinstance(axis, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
+    low = -ndim if allow_negative else 0
+    if not low <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of bounds for a {ndim}-D input "
-                         f"(allowed: {', '.join(map(str, range(ndim)))})")
+                         f"(allowed: {', '.join(map(str, range(low, ndim)))})")
     return int(axis) % ndim
 
 

@@ -42,14 +42,20 @@ def _handle_zeros_in_scale(scale, dtype, scalar):
     return scale
 
 
-def _prepare(X, axis, copy, out, *, allow_1d=True):
-    """Validate X, axis and copy; return (X, 2-D view, axis, output, 2-D output)."""
+def _prepare(X, axis, copy, out, *, allow_1d=True, rows_of_1d=False):
+    """Validate X, axis and copy; return (X, 2-D view, axis, output, 2-D output).
+
+    1-D X is one feature (a column). rows_of_1d: axis=1 is allowed on it and
+    scales each sample alone, as sklearn's minmax/maxabs/robust_scale do.
+    """
     check_bool(copy, "copy")
     X, fresh = as_float_array(X, "X", allow_1d=allow_1d)
-    axis = check_axis(axis, X.ndim)
+    axis = check_axis(axis, 2, allow_negative=False)
+    if X.ndim == 1 and axis == 1 and not rows_of_1d:
+        raise ValueError("axis=1 is out of bounds for a 1-D X (allowed: 0)")
     Y = output_for(X, fresh, copy, out)
     if X.ndim == 1:
-        return X, X[:, None], 0, Y, Y[:, None]
+        return X, X[:, None], axis, Y, Y[:, None]
     return X, X, axis, Y, Y
 
 
@@ -111,7 +117,7 @@ def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
         feature_range, "feature_range",
         message="Minimum of desired feature range must be smaller than maximum. "
                 f"Got {feature_range!r}.")
-    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, rows_of_1d=True)
     ops = _backend.ops_for(X, out, name="X")
     mn, mx = _min_max(ops, X2, axis)
     data_min = mn.astype(X.dtype)
@@ -124,7 +130,7 @@ def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
 def maxabs_scale(X, *, axis=0, copy=True, out=None):
     """Scale each feature (axis=0) or sample (axis=1) by its maximum absolute
     value, as sklearn.preprocessing.maxabs_scale (NaNs ignored and kept)."""
-    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, rows_of_1d=True)
     ops = _backend.ops_for(X, out, name="X")
     mn, mx = _min_max(ops, X2, axis)
     max_abs = np.maximum(np.abs(mn), np.abs(mx)).astype(X.dtype)
@@ -144,14 +150,15 @@ def robust_scale(X, *, axis=0, with_centering=True, with_scaling=True,
     q_min, q_max = check_range_pair(
         quantile_range, "quantile_range", low=0, high=100, strict=False,
         message=f"Invalid quantile range: {quantile_range!r}")
-    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
+    X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, rows_of_1d=True)
     ops = _backend.ops_for(X, out, name="X")
     raise_if_not_finite(X2, allow_nan=True)
-    q = ops.quantiles(X2, axis, [q_min / 100, 0.5, q_max / 100], ignore_nan=True).astype(X.dtype)
+    # float64 quantiles and a float64 zero threshold, as sklearn (np.nanpercentile)
+    q = ops.quantiles(X2, axis, [q_min / 100, 0.5, q_max / 100], ignore_nan=True)
     shift = q[1] if with_centering else 0.0
     factor = 1.0
     if with_scaling:
-        iqr = _handle_zeros_in_scale(q[2] - q[0], X.dtype, False)
+        iqr = _handle_zeros_in_scale(q[2] - q[0], np.float64, False)
         if unit_variance:
             from scipy.stats import norm
             iqr = iqr / (norm.ppf(q_max / 100.0) - norm.ppf(q_min / 100.0))

@@ -125,8 +125,11 @@ def quantiles(X, q, axis=0, ignore_nan=False):
     """
     X2, axis, ndim = _prepare(X, axis)
     ignore_nan = check_bool(ignore_nan, "ignore_nan")
-    q_arr = np.asarray(q, dtype=np.float64)
-    if q_arr.ndim > 1 or not np.all((q_arr >= 0) & (q_arr <= 1)):
+    try:
+        q_arr = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError):
+        q_arr = None
+    if q_arr is None or q_arr.ndim > 1 or not np.all((q_arr >= 0) & (q_arr <= 1)):
         raise ValueError(f"q must be a number or 1-D sequence of numbers in [0, 1], got {q!r}")
     if X2.shape[axis] == 0:
         raise ValueError(f"X has no values along axis {axis} (shape {X2.shape})")

@@ -263,11 +263,14 @@ def test_list_input(case, rng):
 
 
 @pytest.mark.parametrize("name", FUNCS)
-def test_negative_axis_is_the_same_as_positive(name, rng):
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_negative_axis_is_refused_like_sklearn(name, axis, rng):
+    # sklearn's validate_params allows only {0, 1}
     X = random_data(rng, (30, 4), np.float64)
-    for neg, pos in ((-1, 1), (-2, 0)):
-        np.testing.assert_array_equal(call(fnp, name, X, axis=neg),
-                                      call(fnp, name, X, axis=pos))
+    with pytest.raises(ValueError, match="axis"):
+        call(skp, name, X, axis=axis)
+    with pytest.raises(ValueError, match="axis"):
+        call(fnp, name, X, axis=axis)
 
 
 # ---------------------------------------------------------- adversarial data ---
