@@ -7,7 +7,7 @@ computed in float64 and stored in X's dtype; `out` may be X itself
 normalization `normalize_rows` (norm and divide in one sweep per row).
 """
 from cython.parallel cimport prange
-from libc.math cimport fabs, sqrt
+from libc.math cimport fabs, sqrt, INFINITY
 
 ctypedef fused floating:
     float
@@ -17,37 +17,56 @@ ctypedef fused floating:
 def affine_cols(const floating[:, ::1] X, const double[::1] shift,
                 const double[::1] scale, const double[::1] offset,
                 floating[:, ::1] out, int n_threads):
+    """out = (X - shift) * scale + offset per column; returns the number of
+    rows holding an infinity (so that transforms can refuse inf input, as
+    scikit-learn does, without a separate pass)."""
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
     cdef Py_ssize_t i, j
     cdef const floating* x
     cdef floating* y
+    cdef floating n_inf_row
+    cdef Py_ssize_t rows_with_inf = 0
     if n_cols == 0:
-        return
+        return 0
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
         x = &X[i, 0]
         y = &out[i, 0]
+        n_inf_row = 0
         for j in range(n_cols):
+            n_inf_row = n_inf_row + <floating> (fabs(x[j]) == INFINITY)
             y[j] = <floating> ((x[j] - shift[j]) * scale[j] + offset[j])
+        if n_inf_row != 0:
+            rows_with_inf += 1
+    return rows_with_inf
 
 
 def affine_rows(const floating[:, ::1] X, const double[::1] shift,
                 const double[::1] scale, const double[::1] offset,
                 floating[:, ::1] out, int n_threads):
+    """out = (X - shift) * scale + offset per row; returns the number of rows
+    holding an infinity."""
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
     cdef Py_ssize_t i, j
     cdef const floating* x
     cdef floating* y
     cdef double sh, sc, off
+    cdef floating n_inf_row
+    cdef Py_ssize_t rows_with_inf = 0
     if n_cols == 0:
-        return
+        return 0
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
         x = &X[i, 0]
         y = &out[i, 0]
         sh = shift[i]
         sc = scale[i]
         off = offset[i]
+        n_inf_row = 0
         for j in range(n_cols):
+            n_inf_row = n_inf_row + <floating> (fabs(x[j]) == INFINITY)
             y[j] = <floating> ((x[j] - sh) * sc + off)
+        if n_inf_row != 0:
+            rows_with_inf += 1
+    return rows_with_inf
 
 
 def normalize_rows(const floating[:, ::1] X, int p, double threshold,

@@ -135,8 +135,9 @@ def peer_context(n_threads):
 
 def measure_peers(case, X, n_threads, rounds):
     """Median time of each peer of `case` on X, with `n_threads` threads."""
-    with peer_context(n_threads):
-        return {name: median_time(lambda: fn(X), rounds) for name, fn in case.peers.items()}
+    with peer_context(n_threads):  # no warm-up: peers take seconds on the full shapes
+        return {name: median_time(lambda: fn(X), rounds, warmup=0)
+                for name, fn in case.peers.items()}
 
 
 def result_info(case, X, n_threads, fastnorm_s, peer_s):

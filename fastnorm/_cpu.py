@@ -95,17 +95,19 @@ def quantiles(X, axis, qs, ignore_nan=False):
 def affine(X, axis, shift, scale, offset, out):
     """out = (X - shift) * scale + offset, one triple per column (axis=0) or row.
 
-    `out` has X's shape and dtype; it may be X itself.
+    `out` has X's shape and dtype; it may be X itself. Returns whether X
+    held an infinity (found on the way, for the callers that refuse it).
     """
     Xk, ak, transposed = _kernel_view(X, axis)
     out_k = out.T if transposed else out
     target = out_k if out_k.flags.c_contiguous else np.empty(Xk.shape, X.dtype)
     kernel = _apply.affine_cols if ak == 0 else _apply.affine_rows
-    kernel(Xk, *(np.ascontiguousarray(a, dtype=np.float64) for a in (shift, scale, offset)),
-           target, effective_n_threads(X.nbytes))
+    rows_with_inf = kernel(
+        Xk, *(np.ascontiguousarray(a, dtype=np.float64) for a in (shift, scale, offset)),
+        target, effective_n_threads(X.nbytes))
     if target is not out_k:
         out_k[...] = target
-    return out
+    return rows_with_inf > 0
 
 
 def normalize_rows(X, p, threshold, out):

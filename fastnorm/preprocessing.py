@@ -28,7 +28,8 @@ from ._validation import (
     raise_if_not_finite,
 )
 
-__all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize"]
+__all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
+           "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
 
 
 def _handle_zeros_in_scale(scale, dtype, scalar):
@@ -204,3 +205,13 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     norms = _handle_zeros_in_scale(norms, X.dtype, False)
     _apply(ops, X2, axis, Y2, scale=1.0 / norms.astype(np.float64))
     return (Y, norms) if return_norm else Y
+
+
+# The transformer classes (scikit-learn's estimators on these kernels).
+from ._scalers import (  # noqa: E402
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    RobustScaler,
+    StandardScaler,
+)

@@ -9,6 +9,10 @@ import tempfile
 import zlib
 from pathlib import Path
 
+# scikit-learn's estimator checks run their array-API check (with NumPy) only
+# when SciPy was imported with this set
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 from hypothesis import configuration as _hypothesis_configuration

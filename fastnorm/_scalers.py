@@ -1,0 +1,348 @@
+"""scikit-learn's scalers with fastnorm's kernels doing the arithmetic.
+
+Each class subclasses its scikit-learn namesake, so constructor parameters,
+defaults, parameter validation, tags, feature names, ``set_output``,
+``get_feature_names_out`` and ``isinstance`` checks are scikit-learn's own;
+only the passes over the data are replaced:
+
+- fitting computes its statistics with one multithreaded pass
+  (`fastnorm.stats`, float64 accumulation, exact Chan merging across
+  ``partial_fit`` calls), without scikit-learn's float64 copy of the input;
+- transforms are one fused pass ``(x - shift) * scale + offset`` computed in
+  float64 and written straight into the output (no copy-then-modify), which
+  also spots infinities on the way.
+
+Input validation goes through scikit-learn's ``validate_data`` except the
+finiteness scan, which fastnorm's own passes do for free; errors carry
+scikit-learn's messages. Sparse input is handed to scikit-learn's
+implementation (compiled sparse kernels are future work, see the issues).
+"""
+import numpy as np
+import scipy.sparse as sp
+import sklearn.preprocessing as skp
+from sklearn.base import _fit_context
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
+
+from . import _cpu, stats
+
+__all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _inf_error(X):
+    return ValueError(f"Input X contains infinity or a value too large for {X.dtype!r}.")
+
+
+def _raise_if_inf(X):
+    """The finiteness check scikit-learn's validate_data does, in one threaded scan."""
+    mn, mx, _ = _cpu.min_max(X, 0)
+    if np.isposinf(mx).any() or np.isneginf(mn).any():
+        raise _inf_error(X)
+
+
+def _validated(estimator, X, *, reset, copy, in_fit=False, **kwargs):
+    """(X as a 2-D float array, array to write the result into).
+
+    Like validate_data(copy=copy, force_writeable=True), but without the
+    copy: the result goes into a new array when X must not be touched and
+    into X itself when the caller allows it (copy=False on a writeable
+    float array) or X is already a private converted copy.
+    """
+    Xc = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES,
+                       ensure_all_finite=False, **kwargs) if estimator is not None else \
+        check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False, **kwargs)
+    if sp.issparse(Xc):
+        return Xc, None
+    # private: a buffer validation made that nobody else sees (a DataFrame's
+    # values may be a view of the frame, so only lists and converted arrays)
+    private = isinstance(X, (list, tuple)) or (
+        isinstance(X, np.ndarray) and not np.may_share_memory(Xc, X))
+    in_place = Xc.flags.writeable and (private or not copy)
+    return Xc, (Xc if in_place else np.empty_like(Xc, order="K"))
+
+
+def _affine(X, out, shift=0.0, scale=1.0, offset=0.0):
+    """out = (X - shift) * scale + offset per column; ValueError on inf in X."""
+    n = X.shape[1]
+    shift, scale, offset = (np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+                            for a in (shift, scale, offset))
+    if out is X:  # in place: refuse inf before writing anything
+        _raise_if_inf(X)
+    if _cpu.affine(X, 0, shift, scale, offset, out):
+        raise _inf_error(X)
+    return out
+
+
+def _is_constant_feature(var, mean, n_samples):
+    """scikit-learn's test for a variance that is only rounding noise."""
+    eps = np.finfo(np.float64).eps
+    upper_bound = n_samples * eps * var + (n_samples * mean * eps) ** 2
+    return var <= upper_bound
+
+
+def _zero_scale_to_one(scale, constant_mask=None):
+    """scikit-learn's _handle_zeros_in_scale for arrays (returns a copy)."""
+    scale = np.array(scale, copy=True)
+    if constant_mask is None:
+        constant_mask = scale < 10 * np.finfo(scale.dtype).eps
+    scale[constant_mask] = 1.0
+    return scale
+
+
+class _NumPyInput:
+    """The scikit-learn tags of the parent, except array API support: these
+    classes run on NumPy arrays (CuPy gets its own path in fastnorm)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = False
+        return tags
+
+
+class StandardScaler(_NumPyInput, skp.StandardScaler):
+    """Standardize features by removing the mean and scaling to unit variance.
+
+    Drop-in for sklearn.preprocessing.StandardScaler (same parameters,
+    attributes and results, dense input on fastnorm's multithreaded
+    kernels). Negative sample weights are refused.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        if sp.issparse(X):
+            return super().partial_fit(X, y, sample_weight)
+        first_call = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=False,
+                          reset=first_call)
+        n_features = X.shape[1]
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 ensure_non_negative=True)
+        seen = np.zeros(n_features) if first_call else np.broadcast_to(
+            np.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
+
+        if not self.with_mean and not self.with_std:
+            # only count (as scikit-learn: non-NaN values, weights ignored)
+            _, _, count = _cpu.min_max(X, 0)
+            _raise_if_inf(X)
+            self.mean_ = self.var_ = self.scale_ = None
+            dtype = np.int64 if sample_weight is None else X.dtype
+            self._set_n_samples_seen((seen + count).astype(dtype))
+            return self
+
+        m2_seen = np.zeros(n_features) if first_call or self.var_ is None \
+            else self.var_ * seen
+        previous = stats.Moments(seen, np.zeros(n_features) if first_call else self.mean_,
+                                 m2_seen)
+        new = stats.moments(X, axis=0, sample_weight=sample_weight, ignore_nan=True)
+        if not np.isfinite(new.mean[new.count > 0]).all():
+            _raise_if_inf(X)
+        # a feature with no value yet contributes nothing (its NaN mean must not leak)
+        total = previous.merge(stats.Moments(new.count, np.where(new.count > 0, new.mean, 0.0),
+                                             new.m2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.mean_ = np.where(total.count > 0, total.mean, np.nan)
+            self.var_ = total.m2 / total.count if self.with_std else None
+        self._set_n_samples_seen(total.count)
+        if self.with_std:
+            constant_mask = _is_constant_feature(self.var_, self.mean_, self.n_samples_seen_)
+            self.scale_ = _zero_scale_to_one(np.sqrt(self.var_), constant_mask)
+        else:
+            self.scale_ = None
+        return self
+
+    def _set_n_samples_seen(self, count):
+        # scikit-learn keeps one number while every feature saw as many values
+        self.n_samples_seen_ = count[0] if count.max() == count.min() else count
+
+    def transform(self, X, copy=None):
+        check_is_fitted(self)
+        copy = copy if copy is not None else self.copy
+        if sp.issparse(X):
+            return super().transform(X, copy=copy)
+        X, out = _validated(self, X, reset=False, copy=copy, accept_sparse="csr")
+        shift = self.mean_.astype(X.dtype) if self.with_mean else 0.0
+        scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64) if self.with_std else 1.0
+        return _affine(X, out, shift=shift, scale=scale)
+
+    def inverse_transform(self, X, copy=None):
+        check_is_fitted(self)
+        copy = copy if copy is not None else self.copy
+        if sp.issparse(X):
+            return super().inverse_transform(X, copy=copy)
+        X, out = _validated(None, X, reset=False, copy=copy)
+        # x * scale + mean as (x - 0) * scale + mean
+        scale = self.scale_.astype(X.dtype) if self.with_std else 1.0
+        offset = self.mean_.astype(X.dtype) if self.with_mean else 0.0
+        return _affine(X, out, scale=scale, offset=offset)
+
+
+class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
+    """Transform features by scaling each feature to a given range.
+
+    Drop-in for sklearn.preprocessing.MinMaxScaler (dense input, as
+    scikit-learn's) on fastnorm's multithreaded kernels.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        lo, hi = self.feature_range
+        if lo >= hi:
+            raise ValueError("Minimum of desired feature range must be smaller than "
+                             f"maximum. Got {self.feature_range}.")
+        if sp.issparse(X):
+            raise TypeError("MinMaxScaler does not support sparse input. "
+                            "Consider using MaxAbsScaler instead.")
+        first_pass = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
+                          ensure_all_finite=False)
+        mn, mx, count = _cpu.min_max(X, 0)
+        if np.isposinf(mx).any() or np.isneginf(mn).any():
+            raise _inf_error(X)
+        with np.errstate(invalid="ignore"):
+            data_min = np.where(count > 0, mn, np.nan).astype(X.dtype)
+            data_max = np.where(count > 0, mx, np.nan).astype(X.dtype)
+        if first_pass:
+            self.n_samples_seen_ = X.shape[0]
+        else:
+            data_min = np.minimum(self.data_min_, data_min)
+            data_max = np.maximum(self.data_max_, data_max)
+            self.n_samples_seen_ += X.shape[0]
+        data_range = data_max - data_min
+        lo, hi = np.asarray(lo, dtype=X.dtype), np.asarray(hi, dtype=X.dtype)
+        self.scale_ = (hi - lo) / _zero_scale_to_one(data_range)
+        self.min_ = lo - data_min * self.scale_
+        self.data_min_ = data_min
+        self.data_max_ = data_max
+        self.data_range_ = data_range
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X, out = _validated(self, X, reset=False, copy=self.copy)
+        _affine(X, out, scale=self.scale_.astype(X.dtype), offset=self.min_.astype(X.dtype))
+        if self.clip:
+            np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+        return out
+
+    def inverse_transform(self, X):
+        check_is_fitted(self)
+        X, out = _validated(None, X, reset=False, copy=self.copy)
+        scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64)
+        return _affine(X, out, shift=self.min_.astype(X.dtype), scale=scale)
+
+
+class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
+    """Scale each feature by its maximum absolute value.
+
+    Drop-in for sklearn.preprocessing.MaxAbsScaler; dense input runs on
+    fastnorm's multithreaded kernels.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        if sp.issparse(X):
+            return super().partial_fit(X, y)
+        first_pass = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
+                          ensure_all_finite=False)
+        mn, mx, count = _cpu.min_max(X, 0)
+        if np.isposinf(mx).any() or np.isneginf(mn).any():
+            raise _inf_error(X)
+        with np.errstate(invalid="ignore"):
+            max_abs = np.where(count > 0, np.maximum(np.abs(mn), np.abs(mx)),
+                               np.nan).astype(X.dtype)
+        if first_pass:
+            self.n_samples_seen_ = X.shape[0]
+        else:
+            max_abs = np.maximum(self.max_abs_, max_abs)
+            self.n_samples_seen_ += X.shape[0]
+        self.max_abs_ = max_abs
+        self.scale_ = _zero_scale_to_one(max_abs)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        if sp.issparse(X):
+            return super().transform(X)
+        X, out = _validated(self, X, reset=False, copy=self.copy,
+                            accept_sparse=("csr", "csc"))
+        _affine(X, out, scale=1.0 / self.scale_.astype(X.dtype).astype(np.float64))
+        if self.clip:
+            np.clip(out, -1.0, 1.0, out=out)
+        return out
+
+    def inverse_transform(self, X):
+        check_is_fitted(self)
+        if sp.issparse(X):
+            return super().inverse_transform(X)
+        X, out = _validated(None, X, reset=False, copy=self.copy,
+                            accept_sparse=("csr", "csc"))
+        return _affine(X, out, scale=self.scale_.astype(X.dtype))
+
+
+class RobustScaler(_NumPyInput, skp.RobustScaler):
+    """Scale features with statistics robust to outliers (median, quantile range).
+
+    Drop-in for sklearn.preprocessing.RobustScaler; dense input runs on
+    fastnorm's multithreaded kernels (quantiles by selection, not sorting).
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        if sp.issparse(X):
+            return super().fit(X, y)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
+        q_min, q_max = self.quantile_range
+        if not 0 <= q_min <= q_max <= 100:
+            raise ValueError(f"Invalid quantile range: {self.quantile_range}")
+        _raise_if_inf(X)
+        q = _cpu.quantiles(X, 0, [q_min / 100, 0.5, q_max / 100], ignore_nan=True)
+        # np.nanmedian keeps X's dtype; np.nanpercentile gives float64
+        self.center_ = q[1].astype(X.dtype) if self.with_centering else None
+        if self.with_scaling:
+            self.scale_ = _zero_scale_to_one(q[2] - q[0])
+            if self.unit_variance:
+                from scipy.stats import norm
+                self.scale_ = self.scale_ / (norm.ppf(q_max / 100.0) - norm.ppf(q_min / 100.0))
+        else:
+            self.scale_ = None
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        if sp.issparse(X):
+            return super().transform(X)
+        X, out = _validated(self, X, reset=False, copy=self.copy,
+                            accept_sparse=("csr", "csc"))
+        shift = self.center_ if self.with_centering else 0.0
+        scale = 1.0 / self.scale_ if self.with_scaling else 1.0
+        return _affine(X, out, shift=shift, scale=scale)
+
+    def inverse_transform(self, X):
+        check_is_fitted(self)
+        if sp.issparse(X):
+            return super().inverse_transform(X)
+        X, out = _validated(None, X, reset=False, copy=self.copy,
+                            accept_sparse=("csr", "csc"))
+        scale = self.scale_ if self.with_scaling else 1.0
+        offset = self.center_ if self.with_centering else 0.0
+        return _affine(X, out, scale=scale, offset=offset)
+
+
+class Normalizer(_NumPyInput, skp.Normalizer):
+    """Normalize samples individually to unit norm.
+
+    Drop-in for sklearn.preprocessing.Normalizer; dense input runs on
+    fastnorm's fused one-sweep row kernel.
+    """
+
+    def transform(self, X, copy=None):
+        copy = copy if copy is not None else self.copy
+        if sp.issparse(X):
+            return super().transform(X, copy=copy)
+        from .preprocessing import normalize
+        X_checked = validate_data(self, X, reset=False, ensure_all_finite=False)
+        shares = isinstance(X, np.ndarray) and np.may_share_memory(X_checked, X)
+        return normalize(X_checked, norm=self.norm, axis=1, copy=copy or not shares)
