@@ -4,7 +4,8 @@
 
 RESULT.json is pytest-benchmark's --benchmark-json output of benches/. Exits
 with status 1 when a result falls under a floor of benches/floors.json
-(every rule whose 'match' fits the result applies), 2 when the file holds no
+(every rule whose 'match' fits the result applies; 'min' floors and 'max'
+ceilings), 2 when the file holds no
 fastnorm results.
 """
 import argparse
@@ -32,11 +33,15 @@ def violations(infos, rules):
         for rule in rules:
             if not matches(rule["match"], info):
                 continue
-            for metric, floor in rule["min"].items():
+            what = f"{info['case']} {info['shape']} {info['dtype']} {info['threads']} thr"
+            for metric, floor in rule.get("min", {}).items():
                 value = info.get(metric)
                 if value is None or value < floor:
-                    what = f"{info['case']} {info['shape']} {info['dtype']} {info['threads']} thr"
-                    bad.append((what, metric, value, floor))
+                    bad.append((what, metric, value, f">= {floor}"))
+            for metric, ceiling in rule.get("max", {}).items():
+                value = info.get(metric)
+                if value is None or value > ceiling:
+                    bad.append((what, metric, value, f"<= {ceiling}"))
     return bad
 
 
@@ -60,7 +65,7 @@ def main(argv=None):
     bad = violations(infos, rules)
     for what, metric, value, floor in bad:
         shown = "missing" if value is None else f"{value:.2f}"
-        print(f"UNDER FLOOR: {what}: {metric} = {shown} < {floor}", file=sys.stderr)
+        print(f"UNDER FLOOR: {what}: {metric} = {shown}, wanted {floor}", file=sys.stderr)
     print(f"{len(infos)} results, {len(bad)} under their floors")
     return 1 if bad else 0
 

@@ -20,8 +20,9 @@ DEMO_CALLS = [
 ]
 
 
-def demo(out=sys.stdout):
+def demo(out=None):
     """Scale a data set that ships with scikit-learn both ways; compare."""
+    out = out or sys.stdout
     import sklearn
     import sklearn.preprocessing as skp
     from sklearn.datasets import load_wine
@@ -54,7 +55,36 @@ def demo(out=sys.stdout):
     print("\nAll results equal scikit-learn's (to 1e-12 of the output's magnitude)."
           if all_same
           else "\nSOME RESULTS DIFFER from scikit-learn's.", file=out)
-    return all_same
+    return pipeline_demo(data, out) and all_same
+
+
+def pipeline_demo(data, out=None):
+    """The same Pipeline twice, with fastnorm's and with sklearn's StandardScaler."""
+    out = out or sys.stdout
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler as SkStandardScaler
+
+    from fastnorm.preprocessing import StandardScaler
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=0, stratify=data.target)
+    ours = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    theirs = make_pipeline(SkStandardScaler(), LogisticRegression(max_iter=1000))
+    p_ours = ours.fit(X_train, y_train).predict(X_test)
+    p_theirs = theirs.fit(X_train, y_train).predict(X_test)
+    proba_diff = np.abs(ours.predict_proba(X_test) - theirs.predict_proba(X_test)).max()
+    same = bool(np.array_equal(p_ours, p_theirs))
+    print("\nPipeline(StandardScaler, LogisticRegression) on a 70/30 split of the same data:",
+          file=out)
+    print(f"  fastnorm.preprocessing.StandardScaler: test accuracy "
+          f"{(p_ours == y_test).mean():.3f}", file=out)
+    print(f"  sklearn.preprocessing.StandardScaler:  test accuracy "
+          f"{(p_theirs == y_test).mean():.3f}", file=out)
+    print(f"  identical predictions: {'yes' if same else 'NO'} "
+          f"(max probability difference {proba_diff:.1e})", file=out)
+    return same
 
 
 def _progress(i, total, label):
@@ -63,8 +93,9 @@ def _progress(i, total, label):
     sys.stderr.flush()
 
 
-def bench(full=False, threads=None, out=sys.stdout):
+def bench(full=False, threads=None, out=None):
     """Time every benchmark case against its peers and print the table."""
+    out = out or sys.stdout
     from fastnorm import _benchmarks, config_context
     from fastnorm._config import available_cpus
 

@@ -94,6 +94,67 @@ def cases():
     return {c.name: c for c in found}
 
 
+_FITTED = {}
+
+
+def _fitted(module, name, X):
+    """A scaler of `module` fitted on X (cached: `transform` cases time only
+    the transform)."""
+    key = (module, name, id(X), X.shape, str(X.dtype))
+    if key not in _FITTED:
+        import importlib
+        _FITTED.clear()
+        _FITTED[key] = getattr(importlib.import_module(module), name)().fit(X)
+    return _FITTED[key]
+
+
+def _fit_transform(module, name):
+    def run(X):
+        import importlib
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return getattr(importlib.import_module(module), name)().fit_transform(X)
+    return run
+
+
+def _transform(module, name):
+    def run(X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return _fitted(module, name, X).transform(X)
+    return run
+
+
+SCALERS = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler"]
+
+
+def transformer_cases():
+    """fit_transform and transform of each scaler vs scikit-learn's."""
+    found = []
+    for name in SCALERS:
+        found.append(Case(f"{name}.fit_transform", _fit_transform("fastnorm.preprocessing", name),
+                          {"sklearn": _fit_transform("sklearn.preprocessing", name)}, 3, "copy"))
+        found.append(Case(f"{name}.transform", _transform("fastnorm.preprocessing", name),
+                          {"sklearn": _transform("sklearn.preprocessing", name)}, 2, "copy"))
+    return {c.name: c for c in found}
+
+
+def peak_fit_memory(module, name, X):
+    """Peak bytes allocated while fitting a scaler of `module` on X (tracemalloc
+    sees NumPy's buffers)."""
+    import importlib
+    import tracemalloc
+    est = getattr(importlib.import_module(module), name)()
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            est.fit(X)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def make_data(shape, dtype, seed=0):
     """Standard-normal data shifted away from zero (as real features are)."""
     rng = np.random.default_rng(seed)
@@ -170,6 +231,8 @@ COLUMNS = [  # (header, extra_info key, format)
     ("sklearn ms", "sklearn_s", "ms"), ("x sklearn", "speedup_vs_sklearn", "{:.1f}"),
     ("numpy ms", "numpy_s", "ms"), ("x numpy", "speedup_vs_numpy", "{:.1f}"),
     ("GB/s", "gbps", "{:.1f}"), ("% of bw", "bw_fraction", "pct"), ("stream", "stream", "{}"),
+    ("fit peak MB", "fastnorm_fit_peak_mb", "{:.1f}"),
+    ("sklearn fit peak MB", "sklearn_fit_peak_mb", "{:.1f}"),
 ]
 
 

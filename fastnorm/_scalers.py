@@ -124,8 +124,9 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
 
         if not self.with_mean and not self.with_std:
             # only count (as scikit-learn: non-NaN values, weights ignored)
-            _, _, count = _cpu.min_max(X, 0)
-            _raise_if_inf(X)
+            mn, mx, count = _cpu.min_max(X, 0)
+            if np.isposinf(mx).any() or np.isneginf(mn).any():
+                raise _inf_error(X)
             self.mean_ = self.var_ = self.scale_ = None
             dtype = np.int64 if sample_weight is None else X.dtype
             self._set_n_samples_seen((seen + count).astype(dtype))

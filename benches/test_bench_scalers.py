@@ -1,0 +1,55 @@
+"""The transformer classes vs scikit-learn's, timed in the same run (issue 3).
+
+fit_transform and transform on the big shape (all threads), per-call time on
+a small input (200 x 10) where Python overhead dominates, and the peak extra
+memory of `fit` for both libraries.
+"""
+import pytest
+from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES
+
+import fastnorm
+from fastnorm import _benchmarks
+from fastnorm._config import available_cpus
+
+CASES = _benchmarks.transformer_cases()
+THREADS = available_cpus()
+SMALL = (200, 10)
+
+
+def _run(benchmark, case, X, threads, rounds, peer_rounds):
+    peer_s = _benchmarks.measure_peers(case, X, threads, peer_rounds)
+    with fastnorm.config_context(n_threads=threads):
+        benchmark.pedantic(case.fastnorm, args=(X,), rounds=rounds, iterations=1,
+                           warmup_rounds=1)
+    info = _benchmarks.result_info(case, X, threads, benchmark.stats.stats.median, peer_s)
+    benchmark.extra_info.update(info)
+    return info
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_scaler_big(benchmark, data_cache, name, dtype):
+    X = data_cache(SHAPES[0], dtype)
+    _run(benchmark, CASES[name], X, THREADS, FASTNORM_ROUNDS, PEER_ROUNDS)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_scaler_small_input(benchmark, name):
+    X = _benchmarks.make_data(SMALL, "float64")
+    # many rounds: a call takes microseconds
+    _run(benchmark, CASES[name], X, THREADS, 200, 200)
+
+
+@pytest.mark.parametrize("dtype", ["float32"])
+@pytest.mark.parametrize("name", _benchmarks.SCALERS)
+def test_fit_peak_memory(benchmark, data_cache, name, dtype):
+    X = data_cache(SHAPES[0], dtype)
+    case = _benchmarks.Case(f"{name}.fit", None, {}, 1, "read")
+    ours = _benchmarks.peak_fit_memory("fastnorm.preprocessing", name, X)
+    theirs = _benchmarks.peak_fit_memory("sklearn.preprocessing", name, X)
+    est = getattr(fastnorm.preprocessing, name)()
+    benchmark.pedantic(est.fit, args=(X,), rounds=3, iterations=1, warmup_rounds=0)
+    info = _benchmarks.result_info(case, X, THREADS, benchmark.stats.stats.median, {})
+    info.update(fastnorm_fit_peak_mb=ours / 2**20, sklearn_fit_peak_mb=theirs / 2**20,
+                input_mb=X.nbytes / 2**20)
+    benchmark.extra_info.update(info)
