@@ -15,22 +15,23 @@ from ._ext import _openmp, _quantiles
 
 
 def _load_kernels():
-    """The fastest build of the stats/apply kernels this CPU runs.
+    """The fastest build of the stats/apply kernels (and of the bandwidth
+    probe that judges them) this CPU runs.
 
     FASTNORM_KERNELS=baseline forces the portable build (to compare the two).
     """
     if os.environ.get("FASTNORM_KERNELS", "") != "baseline" and _openmp.cpu_is_x86_64_v3():
         try:
-            from ._ext import _apply_v3, _stats_v3
-            return "x86-64-v3", _stats_v3, _apply_v3
+            from ._ext import _apply_v3, _bandwidth_v3, _stats_v3
+            return "x86-64-v3", _stats_v3, _apply_v3, _bandwidth_v3
         except ImportError:  # built by a compiler without x86-64-v3 support
             pass
-    from ._ext import _apply, _stats
-    return "baseline", _stats, _apply
+    from ._ext import _apply, _bandwidth, _stats
+    return "baseline", _stats, _apply, _bandwidth
 
 
 # Which build runs ("x86-64-v3" or "baseline"): benchmark tables report it.
-KERNEL_BUILD, _stats, _apply = _load_kernels()
+KERNEL_BUILD, _stats, _apply, bandwidth_probe = _load_kernels()
 
 
 def _kernel_view(X, axis):
@@ -122,3 +123,50 @@ def normalize_rows(X, p, threshold, out):
     if target is not out:
         out[...] = target
     return norms
+
+
+# ----------------------------------------------------------- sparse (scipy) ---
+# X is a canonical CSR/CSC matrix with float32/float64 data (see _scalers).
+
+def _sparse_buffers(X):
+    """(data, indices, indptr) with one index dtype for both index arrays."""
+    idx = np.int32 if X.indices.dtype == np.int32 and X.indptr.dtype == np.int32 else np.int64
+    return X.data, X.indices.astype(idx, copy=False), X.indptr.astype(idx, copy=False)
+
+
+def sparse_col_moments(X, weights=None):
+    """Per-column (count, mean, M2) of a sparse matrix; implicit zeros count,
+    explicit NaNs are skipped; `weights` one per row."""
+    from ._ext import _sparse
+    n = X.shape[1]
+    count, mean, m2 = np.empty(n), np.empty(n), np.empty(n)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    _sparse.col_moments(*_sparse_buffers(X), X.shape[0], n, X.format == "csc", w,
+                        effective_n_threads(X.data.nbytes), count, mean, m2)
+    return count, mean, m2
+
+
+def sparse_col_max_abs(X):
+    """Per-column max |x| of a sparse matrix (implicit zeros count, NaN
+    skipped; NaN for a column of NaNs only)."""
+    from ._ext import _sparse
+    out = np.empty(X.shape[1])
+    _sparse.col_max_abs(*_sparse_buffers(X), X.shape[0], X.shape[1], X.format == "csc",
+                        effective_n_threads(X.data.nbytes), out)
+    return out
+
+
+def sparse_scale_cols(X, factor, out_data):
+    """out_data = X.data * factor[column]; out_data may be X.data."""
+    from ._ext import _sparse
+    _sparse.scale_cols(*_sparse_buffers(X), X.format == "csc",
+                       np.ascontiguousarray(factor, dtype=np.float64), out_data,
+                       effective_n_threads(X.data.nbytes))
+
+
+def sparse_normalize_rows(X, norm, out_data):
+    """Normalize the rows of CSR X into out_data (see _sparse.normalize_csr_rows)."""
+    from ._ext import _sparse
+    data, _, indptr = _sparse_buffers(X)
+    _sparse.normalize_csr_rows(data, indptr, X.shape[1], {"l1": 1, "l2": 2, "max": 0}[norm],
+                               out_data, effective_n_threads(X.data.nbytes))

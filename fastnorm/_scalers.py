@@ -13,9 +13,12 @@ only the passes over the data are replaced:
   also spots infinities on the way.
 
 Input validation goes through scikit-learn's ``validate_data`` except the
-finiteness scan, which fastnorm's own passes do for free; errors carry
-scikit-learn's messages. Sparse input is handed to scikit-learn's
-implementation (compiled sparse kernels are future work, see the issues).
+finiteness scan of dense input, which fastnorm's own passes do for free;
+errors carry scikit-learn's messages. Sparse CSR/CSC input runs on
+fastnorm's kernels over the sparse structure (``ext/_sparse.pyx``), except
+RobustScaler's sparse fit, which is scikit-learn's (it builds one dense
+column at a time). Differences from scikit-learn: negative sample weights
+are refused; duplicate sparse entries are summed first (as scipy reads them).
 """
 import numpy as np
 import scipy.sparse as sp
@@ -53,6 +56,8 @@ def _validated(estimator, X, *, reset, copy, in_fit=False, **kwargs):
                        ensure_all_finite=False, **kwargs) if estimator is not None else \
         check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False, **kwargs)
     if sp.issparse(Xc):
+        if np.isinf(Xc.data).any():
+            raise _inf_error(Xc)
         return Xc, None
     # private: a buffer validation made that nobody else sees (a DataFrame's
     # values may be a view of the frame, so only lists and converted arrays)
@@ -72,6 +77,26 @@ def _affine(X, out, shift=0.0, scale=1.0, offset=0.0):
     if _cpu.affine(X, 0, shift, scale, offset, out):
         raise _inf_error(X)
     return out
+
+
+def _canonical(X):
+    """X without duplicate entries (scipy sums them; kernels read entries once)."""
+    if getattr(X, "has_canonical_format", True):  # DOK/LIL cannot hold duplicates
+        return X
+    X = X.copy()
+    X.sum_duplicates()
+    return X
+
+
+def _scale_sparse_cols(X, copy, factor):
+    """X with every column multiplied by `factor` (None: unchanged), written
+    into a new matrix (copy) or X's own data."""
+    X = _canonical(X)
+    if copy:
+        X = X.copy()
+    if factor is not None and X.nnz:
+        _cpu.sparse_scale_cols(X, factor, X.data)
+    return X
 
 
 def _is_constant_feature(var, mean, n_samples):
@@ -110,23 +135,37 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
-        if sp.issparse(X):
-            return super().partial_fit(X, y, sample_weight)
         first_call = not hasattr(self, "n_samples_seen_")
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=False,
-                          reset=first_call)
+        sparse = sp.issparse(X)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_call,
+                          accept_sparse=("csr", "csc"),
+                          # sparse: scikit-learn's scan of X.data is cheap
+                          ensure_all_finite="allow-nan" if sparse else False)
         n_features = X.shape[1]
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                                  ensure_non_negative=True)
+        if sparse and self.with_mean:
+            raise ValueError("Cannot center sparse matrices: pass `with_mean=False` "
+                             "instead. See docstring for motivation and alternatives.")
         seen = np.zeros(n_features) if first_call else np.broadcast_to(
             np.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
 
-        if not self.with_mean and not self.with_std:
-            # only count (as scikit-learn: non-NaN values, weights ignored)
+        if sparse:
+            count, mean, m2 = _cpu.sparse_col_moments(_canonical(X), sample_weight)
+        elif not self.with_mean and not self.with_std:
+            # only counts are kept: one min/max scan (it also finds infinities)
             mn, mx, count = _cpu.min_max(X, 0)
             if np.isposinf(mx).any() or np.isneginf(mn).any():
                 raise _inf_error(X)
+        else:
+            m = stats.moments(X, axis=0, sample_weight=sample_weight, ignore_nan=True)
+            if not np.isfinite(m.mean[m.count > 0]).all():
+                _raise_if_inf(X)
+            count, mean, m2 = m.count, m.mean, m.m2
+
+        if not self.with_mean and not self.with_std:
+            # as scikit-learn: non-NaN values, weighted only for sparse input
             self.mean_ = self.var_ = self.scale_ = None
             dtype = np.int64 if sample_weight is None else X.dtype
             self._set_n_samples_seen((seen + count).astype(dtype))
@@ -136,16 +175,12 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
             else self.var_ * seen
         previous = stats.Moments(seen, np.zeros(n_features) if first_call else self.mean_,
                                  m2_seen)
-        new = stats.moments(X, axis=0, sample_weight=sample_weight, ignore_nan=True)
-        if not np.isfinite(new.mean[new.count > 0]).all():
-            _raise_if_inf(X)
         # a feature with no value yet contributes nothing (its NaN mean must not leak)
-        total = previous.merge(stats.Moments(new.count, np.where(new.count > 0, new.mean, 0.0),
-                                             new.m2))
+        total = previous.merge(stats.Moments(count, np.where(count > 0, mean, 0.0), m2))
         with np.errstate(invalid="ignore", divide="ignore"):
             self.mean_ = np.where(total.count > 0, total.mean, np.nan)
             self.var_ = total.m2 / total.count if self.with_std else None
-        self._set_n_samples_seen(total.count)
+        self._set_n_samples_seen(total.count.astype(X.dtype) if sparse else total.count)
         if self.with_std:
             constant_mask = _is_constant_feature(self.var_, self.mean_, self.n_samples_seen_)
             self.scale_ = _zero_scale_to_one(np.sqrt(self.var_), constant_mask)
@@ -160,9 +195,12 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
     def transform(self, X, copy=None):
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
-        if sp.issparse(X):
-            return super().transform(X, copy=copy)
         X, out = _validated(self, X, reset=False, copy=copy, accept_sparse="csr")
+        if sp.issparse(X):
+            if self.with_mean:
+                raise ValueError("Cannot center sparse matrices: pass `with_mean=False` "
+                                 "instead. See docstring for motivation and alternatives.")
+            return _scale_sparse_cols(X, copy, None if self.scale_ is None else 1.0 / self.scale_)
         shift = self.mean_.astype(X.dtype) if self.with_mean else 0.0
         scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64) if self.with_std else 1.0
         return _affine(X, out, shift=shift, scale=scale)
@@ -170,9 +208,12 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
     def inverse_transform(self, X, copy=None):
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
+        X, out = _validated(None, X, reset=False, copy=copy, accept_sparse="csr")
         if sp.issparse(X):
-            return super().inverse_transform(X, copy=copy)
-        X, out = _validated(None, X, reset=False, copy=copy)
+            if self.with_mean:
+                raise ValueError("Cannot uncenter sparse matrices: pass `with_mean=False` "
+                                 "instead See docstring for motivation and alternatives.")
+            return _scale_sparse_cols(X, copy, self.scale_)
         # x * scale + mean as (x - 0) * scale + mean
         scale = self.scale_.astype(X.dtype) if self.with_std else 1.0
         offset = self.mean_.astype(X.dtype) if self.with_mean else 0.0
@@ -243,17 +284,20 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
-        if sp.issparse(X):
-            return super().partial_fit(X, y)
         first_pass = not hasattr(self, "n_samples_seen_")
+        sparse = sp.issparse(X)
         X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
-                          ensure_all_finite=False)
-        mn, mx, count = _cpu.min_max(X, 0)
-        if np.isposinf(mx).any() or np.isneginf(mn).any():
-            raise _inf_error(X)
-        with np.errstate(invalid="ignore"):
-            max_abs = np.where(count > 0, np.maximum(np.abs(mn), np.abs(mx)),
-                               np.nan).astype(X.dtype)
+                          accept_sparse=("csr", "csc"),
+                          ensure_all_finite="allow-nan" if sparse else False)
+        if sparse:
+            max_abs = _cpu.sparse_col_max_abs(_canonical(X)).astype(X.dtype)
+        else:
+            mn, mx, count = _cpu.min_max(X, 0)
+            if np.isposinf(mx).any() or np.isneginf(mn).any():
+                raise _inf_error(X)
+            with np.errstate(invalid="ignore"):
+                max_abs = np.where(count > 0, np.maximum(np.abs(mn), np.abs(mx)),
+                                   np.nan).astype(X.dtype)
         if first_pass:
             self.n_samples_seen_ = X.shape[0]
         else:
@@ -265,21 +309,25 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
 
     def transform(self, X):
         check_is_fitted(self)
-        if sp.issparse(X):
-            return super().transform(X)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
-        _affine(X, out, scale=1.0 / self.scale_.astype(X.dtype).astype(np.float64))
+        factor = 1.0 / self.scale_.astype(X.dtype).astype(np.float64)
+        if sp.issparse(X):
+            out = _scale_sparse_cols(X, self.copy, factor)
+            if self.clip:
+                np.clip(out.data, -1.0, 1.0, out=out.data)
+            return out
+        _affine(X, out, scale=factor)
         if self.clip:
             np.clip(out, -1.0, 1.0, out=out)
         return out
 
     def inverse_transform(self, X):
         check_is_fitted(self)
-        if sp.issparse(X):
-            return super().inverse_transform(X)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
+        if sp.issparse(X):
+            return _scale_sparse_cols(X, self.copy, self.scale_.astype(X.dtype))
         return _affine(X, out, scale=self.scale_.astype(X.dtype))
 
 
@@ -293,7 +341,9 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         if sp.issparse(X):
-            return super().fit(X, y)
+            # scikit-learn's sparse quantiles (a dense column at a time); it
+            # misreads duplicate entries, so hand it a canonical matrix
+            return super().fit(_canonical(X), y)
         X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
         q_min, q_max = self.quantile_range
         if not 0 <= q_min <= q_max <= 100:
@@ -313,20 +363,21 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
 
     def transform(self, X):
         check_is_fitted(self)
-        if sp.issparse(X):
-            return super().transform(X)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
+        if sp.issparse(X):  # fit refused centering sparse data
+            return _scale_sparse_cols(X, self.copy,
+                                      1.0 / self.scale_ if self.with_scaling else None)
         shift = self.center_ if self.with_centering else 0.0
         scale = 1.0 / self.scale_ if self.with_scaling else 1.0
         return _affine(X, out, shift=shift, scale=scale)
 
     def inverse_transform(self, X):
         check_is_fitted(self)
-        if sp.issparse(X):
-            return super().inverse_transform(X)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
+        if sp.issparse(X):
+            return _scale_sparse_cols(X, self.copy, self.scale_ if self.with_scaling else None)
         scale = self.scale_ if self.with_scaling else 1.0
         offset = self.center_ if self.with_centering else 0.0
         return _affine(X, out, scale=scale, offset=offset)
@@ -342,7 +393,11 @@ class Normalizer(_NumPyInput, skp.Normalizer):
     def transform(self, X, copy=None):
         copy = copy if copy is not None else self.copy
         if sp.issparse(X):
-            return super().transform(X, copy=copy)
+            X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,
+                              copy=copy, force_writeable=True)
+            X = _canonical(X)
+            _cpu.sparse_normalize_rows(X, self.norm, X.data)
+            return X
         from .preprocessing import normalize
         X_checked = validate_data(self, X, reset=False, ensure_all_finite=False)
         shares = isinstance(X, np.ndarray) and np.may_share_memory(X_checked, X)

@@ -61,8 +61,11 @@ def assert_same_fit(ours, theirs, dtype):
         assert np.shape(a) == np.shape(b), attr
         assert np.asarray(a).dtype == np.asarray(b).dtype, (attr, np.asarray(a).dtype,
                                                             np.asarray(b).dtype)
-        assert_close(np.asarray(a), np.asarray(b), np.asarray(b).dtype
-                     if np.asarray(b).dtype.kind == "f" else np.float64)
+        # float32 data: the float32 tolerance (scikit-learn's sparse statistics
+        # are float32 sums cast to float64; fastnorm's are float64 sums)
+        tol = np.float32 if dtype == np.float32 else (
+            np.asarray(b).dtype if np.asarray(b).dtype.kind == "f" else np.float64)
+        assert_close(np.asarray(a), np.asarray(b), tol)
 
 
 def data(rng, dtype, shape=(300, 6), nan=False):
@@ -225,19 +228,95 @@ def test_bad_parameters(rng):
         fnp.StandardScaler().fit(X, sample_weight=np.ones(len(X) - 1))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_sparse_input_where_sklearn_takes_it(name, rng):
-    X = sp.random(200, 8, density=0.3, format="csr", random_state=0)
-    kw = {"with_mean": False} if name == "StandardScaler" else \
-        {"with_centering": False} if name == "RobustScaler" else {}
-    ours, theirs = pair(name, **kw)
-    if name == "MinMaxScaler":
-        with pytest.raises(TypeError, match="sparse"):
-            ours.fit(X)
-        return
+SPARSE_KW = {"StandardScaler": {"with_mean": False}, "RobustScaler": {"with_centering": False},
+             "MaxAbsScaler": {}, "Normalizer": {}}
+
+
+def sparse_data(rng, dtype, fmt, shape=(300, 7), nan=True, index_dtype=np.int32):
+    X = sp.random(*shape, density=0.3, format=fmt, random_state=rng, dtype=np.float64)
+    X.data = (X.data * 40 - 10).astype(dtype)
+    if nan:
+        X.data[rng.random(X.nnz) < 0.05] = np.nan
+    X.indices = X.indices.astype(index_dtype)
+    X.indptr = X.indptr.astype(index_dtype)
+    return X
+
+
+def assert_same_sparse(got, want, dtype):
+    assert sp.issparse(got) and got.format == want.format and got.dtype == want.dtype
+    assert_close(got.toarray(), want.toarray(), dtype)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(SPARSE_KW))
+def test_sparse_matches_sklearn(name, dtype, fmt, index_dtype, rng):
+    X = sparse_data(rng, dtype, fmt, nan=name != "Normalizer", index_dtype=index_dtype)
+    X0 = X.copy()
+    ours, theirs = pair(name, **SPARSE_KW[name])
     got, want = ours.fit_transform(X), theirs.fit_transform(X)
-    assert sp.issparse(got)
-    assert_close(got.toarray(), want.toarray(), np.float64)
+    assert_same_fit(ours, theirs, dtype)
+    assert_same_sparse(got, want, dtype)
+    assert_close(X.toarray(), X0.toarray(), dtype)  # input untouched
+    if hasattr(theirs, "inverse_transform"):
+        assert_same_sparse(ours.inverse_transform(want), theirs.inverse_transform(want), dtype)
+
+
+def test_sparse_standard_scaler_weights_and_batches(rng):
+    X = sparse_data(rng, np.float64, "csr", shape=(600, 5))
+    w = rng.uniform(0, 2, X.shape[0])
+    w[::5] = 0
+    for kw in ({"with_mean": False}, {"with_mean": False, "with_std": False}):
+        ours, theirs = pair("StandardScaler", **kw)
+        ours.fit(X, sample_weight=w)
+        theirs.fit(X, sample_weight=w)
+        assert_same_fit(ours, theirs, np.float64)
+        batched = fnp.StandardScaler(**kw)
+        sk_batched = skp.StandardScaler(**kw)
+        for idx in np.array_split(np.arange(X.shape[0]), 4):
+            batched.partial_fit(X[idx], sample_weight=w[idx])
+            sk_batched.partial_fit(X[idx], sample_weight=w[idx])
+        assert_same_fit(batched, ours, np.float64)
+        assert_same_fit(batched, sk_batched, np.float64)
+
+
+def test_sparse_max_abs_batches_and_clip(rng):
+    X = sparse_data(rng, np.float64, "csc", shape=(400, 6))
+    batched = fnp.MaxAbsScaler(clip=True)
+    for part in (X[:150], X[150:]):
+        batched.partial_fit(part)
+    ref = skp.MaxAbsScaler(clip=True).fit(X)
+    assert_same_fit(batched, ref, np.float64)
+    assert_same_sparse(batched.transform(X * 2), ref.transform(X * 2), np.float64)
+
+
+def test_sparse_duplicates_and_copy_false(rng):
+    dense = np.zeros((4, 3))
+    dense[0, 1] = 5.0
+    # (0, 1) stored twice: scipy reads it as 2 + 3
+    X = sp.csr_matrix((np.array([2.0, 3.0, -4.0]), np.array([1, 1, 2]), np.array([0, 2, 3, 3, 3])),
+                      shape=(4, 3))
+    for name in SPARSE_KW:
+        ours, theirs = pair(name, **SPARSE_KW[name])
+        assert_close(ours.fit_transform(X).toarray(),
+                     theirs.fit_transform(X.toarray()), np.float64)
+    Xc = sparse_data(rng, np.float64, "csr", nan=False)
+    ref = skp.MaxAbsScaler(copy=False).fit(Xc).transform(Xc.copy())
+    res = fnp.MaxAbsScaler(copy=False).fit(Xc).transform(Xc)
+    assert res is Xc  # in place, as scikit-learn
+    assert_same_sparse(res, ref, np.float64)
+
+
+def test_sparse_refusals_name_the_problem(rng):
+    X = sparse_data(rng, np.float64, "csr")
+    with pytest.raises(ValueError, match="with_mean=False"):
+        fnp.StandardScaler().fit(X)
+    with pytest.raises(TypeError, match="sparse"):
+        fnp.MinMaxScaler().fit(X)
+    X.data[0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        fnp.MaxAbsScaler().fit(X)
 
 
 @pytest.mark.parametrize("name", NAMES)
