@@ -112,13 +112,28 @@ cdef void _nan_sub_moments_col(
     sub_m2[0] = q
 
 
+cdef extern from "moments_cols.h":
+    # unweighted passes over rows [a, b): sum of x - K, and sum of (x - center)^2
+    void shifted_sums_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
+                            const double* K, double* sum) noexcept nogil
+    void shifted_sums_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
+                             const double* K, double* sum) noexcept nogil
+    void squared_deviations_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
+                                  Py_ssize_t b, const double* center,
+                                  double* m2) noexcept nogil
+    void squared_deviations_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a,
+                                   Py_ssize_t b, const double* center,
+                                   double* m2) noexcept nogil
+
+
 cdef void _moments_cols_block(
         const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
         const double* w, bint ignore_nan, const double* K,
         double* acc_n, double* acc_mean, double* acc_m2,
-        double* sub_n, double* sub_mean, double* sub_m2) noexcept nogil:
+        double* sub_n, double* sub_mean, double* sub_m2,
+        double* center) noexcept nogil:
     """Moments of the columns of rows [r0, r1), shifted by K (acc_mean is the
-    mean of x - K), into acc_*; sub_* are scratch.
+    mean of x - K), into acc_*; sub_* and center are scratch.
 
     Each sub-chunk is summed as if it had no NaN (NaN propagates); with
     ignore_nan, only the columns whose sum came out NaN are redone with the
@@ -127,7 +142,7 @@ cdef void _moments_cols_block(
     cdef Py_ssize_t sub_rows = _sub_rows(n_cols)
     cdef Py_ssize_t a, b, i, j, n_redone
     cdef const floating* row
-    cdef double wi, d, d1, d2, d3, mj, w_sum, inv_w, n_new, frac, cross
+    cdef double wi, d, w_sum, inv_w, n_new, frac, cross
     # while no column had a NaN skipped, all columns share one count and the
     # Chan merge runs with shared factors: vectorized, no division per column
     cdef bint uniform = True
@@ -145,20 +160,10 @@ cdef void _moments_cols_block(
         # pass 1: (weighted) sums
         if w == NULL:
             w_sum = <double> (b - a)
-            # four rows per sweep: a quarter of the accumulator loads/stores
-            i = a
-            while i + 4 <= b:
-                row = X + i * n_cols
-                for j in range(n_cols):
-                    mj = K[j]
-                    sub_mean[j] += ((((<double> row[j]) - mj) + ((<double> row[j + n_cols]) - mj))
-                                    + (((<double> row[j + 2 * n_cols]) - mj)
-                                       + ((<double> row[j + 3 * n_cols]) - mj)))
-                i = i + 4
-            for i in range(i, b):
-                row = X + i * n_cols
-                for j in range(n_cols):
-                    sub_mean[j] += row[j] - K[j]
+            if floating is float:
+                shifted_sums_float(X, n_cols, a, b, K, sub_mean)
+            else:
+                shifted_sums_double(X, n_cols, a, b, K, sub_mean)
         else:
             w_sum = 0.0
             for i in range(a, b):
@@ -173,22 +178,12 @@ cdef void _moments_cols_block(
             sub_mean[j] = sub_mean[j] * inv_w
         # pass 2 (sub-chunk still in cache): squared deviations
         if w == NULL:
-            i = a
-            while i + 4 <= b:
-                row = X + i * n_cols
-                for j in range(n_cols):
-                    mj = sub_mean[j] + K[j]
-                    d = row[j] - mj
-                    d1 = row[j + n_cols] - mj
-                    d2 = row[j + 2 * n_cols] - mj
-                    d3 = row[j + 3 * n_cols] - mj
-                    sub_m2[j] += (d * d + d1 * d1) + (d2 * d2 + d3 * d3)
-                i = i + 4
-            for i in range(i, b):
-                row = X + i * n_cols
-                for j in range(n_cols):
-                    d = row[j] - (sub_mean[j] + K[j])
-                    sub_m2[j] += d * d
+            for j in range(n_cols):
+                center[j] = sub_mean[j] + K[j]
+            if floating is float:
+                squared_deviations_float(X, n_cols, a, b, center, sub_m2)
+            else:
+                squared_deviations_double(X, n_cols, a, b, center, sub_m2)
         else:
             for i in range(a, b):
                 row = X + i * n_cols
@@ -245,20 +240,21 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
             mean[j] = 0.0
             m2[j] = 0.0
         return
-    # per block: 3 rows of results (n, mean, M2), then 3 rows of scratch;
+    # per block: 3 rows of results (n, mean, M2), then 4 rows of scratch;
     # then the shift shared by all blocks
-    partial = <double*> malloc((6 * n_blocks + 1) * n_cols * sizeof(double))
+    partial = <double*> malloc((7 * n_blocks + 1) * n_cols * sizeof(double))
     if partial == NULL:
         raise MemoryError()
-    K = partial + 6 * n_blocks * n_cols
+    K = partial + 7 * n_blocks * n_cols
     _shift_cols(&X[0, 0], n_cols, min(n_rows, _sub_rows(n_cols)), K)
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
-        blk_buf = partial + 6 * blk * n_cols
+        blk_buf = partial + 7 * blk * n_cols
         _moments_cols_block(
             &X[0, 0], n_cols, blk * block_rows, min((blk + 1) * block_rows, n_rows),
             w, ignore_nan, K,
             blk_buf, blk_buf + n_cols, blk_buf + 2 * n_cols,
-            blk_buf + 3 * n_cols, blk_buf + 4 * n_cols, blk_buf + 5 * n_cols)
+            blk_buf + 3 * n_cols, blk_buf + 4 * n_cols, blk_buf + 5 * n_cols,
+            blk_buf + 6 * n_cols)
     # merge the blocks in block order: independent of the thread count
     for j in range(n_cols):
         count[j] = 0.0
@@ -267,9 +263,9 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
     for blk in range(n_blocks):
         for j in range(n_cols):
             _chan_merge(&count[j], &mean[j], &m2[j],
-                        partial[(6 * blk) * n_cols + j],
-                        partial[(6 * blk + 1) * n_cols + j],
-                        partial[(6 * blk + 2) * n_cols + j])
+                        partial[(7 * blk) * n_cols + j],
+                        partial[(7 * blk + 1) * n_cols + j],
+                        partial[(7 * blk + 2) * n_cols + j])
     for j in range(n_cols):
         mean[j] = mean[j] + K[j]
     free(partial)

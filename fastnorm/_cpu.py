@@ -170,3 +170,13 @@ def sparse_normalize_rows(X, norm, out_data):
     data, _, indptr = _sparse_buffers(X)
     _sparse.normalize_csr_rows(data, indptr, X.shape[1], {"l1": 1, "l2": 2, "max": 0}[norm],
                                out_data, effective_n_threads(X.data.nbytes))
+
+
+def sparse_col_quantiles(X, qs):
+    """Quantiles (fractions `qs`, any order) of each column of CSC X, implicit
+    zeros included and NaNs skipped: shape (len(qs), n_cols), float64."""
+    out = np.empty((X.shape[1], len(qs)))
+    _quantiles.quantiles_csc_cols(X.data, X.indptr.astype(np.int64, copy=False), X.shape[0],
+                                  np.ascontiguousarray(qs, dtype=np.float64),
+                                  effective_n_threads(X.data.nbytes), out)
+    return out.T

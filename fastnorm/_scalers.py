@@ -15,9 +15,9 @@ only the passes over the data are replaced:
 Input validation goes through scikit-learn's ``validate_data`` except the
 finiteness scan of dense input, which fastnorm's own passes do for free;
 errors carry scikit-learn's messages. Sparse CSR/CSC input runs on
-fastnorm's kernels over the sparse structure (``ext/_sparse.pyx``), except
-RobustScaler's sparse fit, which is scikit-learn's (it builds one dense
-column at a time). Differences from scikit-learn: negative sample weights
+fastnorm's kernels over the sparse structure (``ext/_sparse.pyx``); the
+quantiles of sparse columns sort the explicit values and count the
+zeros in. Differences from scikit-learn: negative sample weights
 are refused; duplicate sparse entries are summed first (as scipy reads them).
 """
 import numpy as np
@@ -340,16 +340,21 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        if sp.issparse(X):
-            # scikit-learn's sparse quantiles (a dense column at a time); it
-            # misreads duplicate entries, so hand it a canonical matrix
-            return super().fit(_canonical(X), y)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_all_finite=False)
+        sparse = sp.issparse(X)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, accept_sparse="csc",
+                          ensure_all_finite="allow-nan" if sparse else False)
         q_min, q_max = self.quantile_range
         if not 0 <= q_min <= q_max <= 100:
             raise ValueError(f"Invalid quantile range: {self.quantile_range}")
-        _raise_if_inf(X)
-        q = _cpu.quantiles(X, 0, [q_min / 100, 0.5, q_max / 100], ignore_nan=True)
+        qs = [q_min / 100, 0.5, q_max / 100]
+        if sparse:
+            if self.with_centering:
+                raise ValueError("Cannot center sparse matrices: use `with_centering=False`"
+                                 " instead. See docstring for motivation and alternatives.")
+            q = _cpu.sparse_col_quantiles(_canonical(X), qs)
+        else:
+            _raise_if_inf(X)
+            q = _cpu.quantiles(X, 0, qs, ignore_nan=True)
         # np.nanmedian keeps X's dtype; np.nanpercentile gives float64
         self.center_ = q[1].astype(X.dtype) if self.with_centering else None
         if self.with_scaling:

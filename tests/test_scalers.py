@@ -363,3 +363,18 @@ def test_set_output_dataframes(name, transform, rng):
     assert list(got.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(ours.feature_names_in_, ["a", "b", "c"])
     assert_close(np.asarray(got), np.asarray(want), np.float64)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.6, 1.0])
+@pytest.mark.parametrize("quantile_range", [(25.0, 75.0), (0.0, 100.0), (10.0, 35.0)])
+def test_sparse_robust_quantiles_count_the_zeros(density, quantile_range, rng):
+    X = sp.random(97, 6, density=density, format="csc", random_state=rng)
+    X.data = X.data * 10 - 4  # negatives, positives and the implicit zeros between
+    X.data[::11] = np.nan
+    dense_col = sp.csc_matrix(np.full((97, 1), np.nan))  # a column of NaNs only
+    X = sp.hstack([X, dense_col], format="csc")
+    kw = {"with_centering": False, "quantile_range": quantile_range}
+    ours, theirs = pair("RobustScaler", **kw)
+    ours.fit(X)
+    theirs.fit(X)
+    assert_same_fit(ours, theirs, np.float64)
