@@ -113,17 +113,18 @@ cdef void _nan_sub_moments_col(
 
 
 cdef extern from "moments_cols.h":
-    # unweighted passes over rows [a, b): sum of x - K, and sum of (x - center)^2
+    # unweighted passes over rows [a, b): sum of x - K (in X's dtype per four
+    # rows), and sums of (x - center)^2 and of x - center
     void shifted_sums_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
                             const double* K, double* sum) noexcept nogil
     void shifted_sums_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
                              const double* K, double* sum) noexcept nogil
     void squared_deviations_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
                                   Py_ssize_t b, const double* center,
-                                  double* m2) noexcept nogil
+                                  double* m2, double* dev) noexcept nogil
     void squared_deviations_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a,
                                    Py_ssize_t b, const double* center,
-                                   double* m2) noexcept nogil
+                                   double* m2, double* dev) noexcept nogil
 
 
 cdef void _moments_cols_block(
@@ -180,10 +181,17 @@ cdef void _moments_cols_block(
         if w == NULL:
             for j in range(n_cols):
                 center[j] = sub_mean[j] + K[j]
+            # sub_n doubles as the deviation sums, then gets its count back
             if floating is float:
-                squared_deviations_float(X, n_cols, a, b, center, sub_m2)
+                squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
             else:
-                squared_deviations_double(X, n_cols, a, b, center, sub_m2)
+                squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+            for j in range(n_cols):
+                d = sub_n[j] * inv_w  # exact mean of the sub-chunk - center
+                if fabs(d) < INFINITY:  # not after an inf or NaN: keep those as they are
+                    sub_mean[j] = sub_mean[j] + d
+                    sub_m2[j] = sub_m2[j] - sub_n[j] * d
+                sub_n[j] = w_sum
         else:
             for i in range(a, b):
                 row = X + i * n_cols
