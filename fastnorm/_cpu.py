@@ -22,16 +22,16 @@ def _load_kernels():
     """
     if os.environ.get("FASTNORM_KERNELS", "") != "baseline" and _openmp.cpu_is_x86_64_v3():
         try:
-            from ._ext import _apply_v3, _bandwidth_v3, _stats_v3
-            return "x86-64-v3", _stats_v3, _apply_v3, _bandwidth_v3
+            from ._ext import _apply_v3, _bandwidth_v3, _norms_v3, _stats_v3
+            return "x86-64-v3", _stats_v3, _apply_v3, _bandwidth_v3, _norms_v3
         except ImportError:  # built by a compiler without x86-64-v3 support
             pass
-    from ._ext import _apply, _bandwidth, _stats
-    return "baseline", _stats, _apply, _bandwidth
+    from ._ext import _apply, _bandwidth, _norms, _stats
+    return "baseline", _stats, _apply, _bandwidth, _norms
 
 
 # Which build runs ("x86-64-v3" or "baseline"): benchmark tables report it.
-KERNEL_BUILD, _stats, _apply, bandwidth_probe = _load_kernels()
+KERNEL_BUILD, _stats, _apply, bandwidth_probe, _norms = _load_kernels()
 
 
 def _kernel_view(X, axis):
@@ -180,3 +180,27 @@ def sparse_col_quantiles(X, qs):
                                   np.ascontiguousarray(qs, dtype=np.float64),
                                   effective_n_threads(X.data.nbytes), out)
     return out.T
+
+
+# ------------------------------------------------------- deep-learning norms ---
+
+def row_norm_forward(X, weight, bias, eps, rms):
+    """layer_norm (rms: rms_norm) of each row of C-contiguous 2-D X.
+
+    Returns (out, mean, rstd), the statistics in float64.
+    """
+    out = np.empty_like(X)
+    mean, rstd = np.empty(X.shape[0]), np.empty(X.shape[0])
+    _norms.layer_norm_fwd(X, weight, bias, eps, rms, effective_n_threads(X.nbytes),
+                          out, mean, rstd)
+    return out, mean, rstd
+
+
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
+    """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted)."""
+    dX = np.empty_like(X)
+    n = X.shape[1]
+    dw, db = np.empty(n), np.empty(n)
+    _norms.layer_norm_bwd(dY, X, weight, mean, rstd, rms, want_dw, want_db,
+                          effective_n_threads(2 * X.nbytes), dX, dw, db)
+    return dX, (dw if want_dw else None), (db if want_db else None)

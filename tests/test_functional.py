@@ -1,0 +1,157 @@
+"""fastnorm.functional against torch (CPU) forward and autograd, the oracle."""
+import numpy as np
+import pytest
+import torch
+
+import fastnorm.functional as F
+
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def assert_close_rel(ours, ref, dtype, cond=1.0):
+    """Relative to the reference's magnitude; cond widens it for data whose
+    mean is far from its spread (the mean itself is rounded in dtype)."""
+    ref = np.asarray(ref)
+    # relative to the magnitude, at least that of the O(1) test data: where
+    # the exact answer is 0 (one-element groups) torch returns rounding noise
+    scale = max(np.abs(ref).max(), 1.0)
+    tol = TOL[dtype] + 4 * np.finfo(dtype).eps * cond
+    err = np.abs(ours - ref).max() / scale
+    assert err <= tol, f"relative error {err:.3g} > {tol:.3g}"
+    assert ours.dtype == dtype
+
+
+def torch_reference(fn, x, dy, params, **kw):
+    """Forward in float64 and the gradients torch.autograd gives."""
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    tp = [None if p is None else torch.tensor(p.astype(np.float64), requires_grad=True)
+          for p in params]
+    y = fn(tx, *tp, **kw)
+    grads = torch.autograd.grad(y, [tx] + [p for p in tp if p is not None],
+                                torch.tensor(dy.astype(np.float64)))
+    it = iter(grads[1:])
+    return (y.detach().numpy(), grads[0].numpy(),
+            [None if p is None else next(it).numpy() for p in tp])
+
+
+SHAPES = [((7, 13), (13,)), ((3, 5, 9), (9,)), ((2, 3, 4, 5), (4, 5)), ((1, 33), (33,)),
+          ((6, 1), (1,))]
+
+
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,normalized", SHAPES)
+def test_layer_norm_matches_torch(shape, normalized, dtype, affine, rng):
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(normalized).astype(dtype) if affine in ("both", "weight") else None
+    b = rng.standard_normal(normalized).astype(dtype) if affine in ("both", "bias") else None
+    y_ref, dx_ref, (dw_ref, db_ref) = torch_reference(
+        lambda t, w_, b_: torch.nn.functional.layer_norm(t, normalized, w_, b_, 1e-5),
+        x, dy, [w, b])
+    y, saved = F.layer_norm(x, normalized, w, b, return_saved=True)
+    assert_close_rel(y, y_ref, dtype)
+    for s in (saved, None):
+        dx, dw, db = F.layer_norm_backward(dy, x, normalized, w, b, saved=s)
+        assert_close_rel(dx, dx_ref, dtype)
+        for got, ref in ((dw, dw_ref), (db, db_ref)):
+            assert (got is None) == (ref is None)
+            if ref is not None:
+                assert got.shape == tuple(normalized)
+                assert_close_rel(got, ref, dtype)
+
+
+@pytest.mark.parametrize("eps", [None, 1e-6])
+@pytest.mark.parametrize("with_weight", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,normalized", SHAPES)
+def test_rms_norm_matches_torch(shape, normalized, dtype, with_weight, eps, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(normalized).astype(dtype) if with_weight else None
+    # torch's eps=None is the machine epsilon of the input's dtype
+    torch_eps = float(np.finfo(dtype).eps) if eps is None else eps
+    y_ref, dx_ref, (dw_ref,) = torch_reference(
+        lambda t, w_: torch.nn.functional.rms_norm(t, normalized, w_, torch_eps), x, dy, [w])
+    y, saved = F.rms_norm(x, normalized, w, eps, return_saved=True)
+    assert_close_rel(y, y_ref, dtype)
+    dx, dw = F.rms_norm_backward(dy, x, normalized, w, eps, saved=saved)
+    assert_close_rel(dx, dx_ref, dtype)
+    assert (dw is None) == (dw_ref is None)
+    if dw_ref is not None:
+        assert_close_rel(dw, dw_ref, dtype)
+
+
+def test_rms_norm_default_eps_is_torchs(rng):
+    x = rng.standard_normal((4, 8)).astype(np.float32) * 1e-4
+    ref = torch.nn.functional.rms_norm(torch.tensor(x), (8,)).numpy()
+    assert_close_rel(F.rms_norm(x, 8), ref, np.float32)
+
+
+@pytest.mark.parametrize("dtype,offset", [(np.float32, 1e4), (np.float64, 1e8)])
+def test_layer_norm_far_from_zero(dtype, offset, rng):
+    x = (offset + rng.standard_normal((20, 31))).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    y_ref, dx_ref, _ = torch_reference(
+        lambda t: torch.nn.functional.layer_norm(t, (31,)), x, dy, [])
+    cond = offset  # |mean| / std: the mean is only known to eps * offset
+    assert_close_rel(F.layer_norm(x, 31), y_ref, dtype, cond=cond)
+    assert_close_rel(F.layer_norm_backward(dy, x, 31)[0], dx_ref, dtype, cond=cond)
+
+
+def test_layouts_and_no_mutation(rng):
+    base = rng.standard_normal((10, 24))
+    x = base[:, ::2]  # non-contiguous
+    xf = np.asfortranarray(base[:, :12])
+    for arr in (x, xf):
+        keep = arr.copy()
+        ref = torch.nn.functional.layer_norm(torch.tensor(np.ascontiguousarray(arr)), (12,))
+        assert_close_rel(F.layer_norm(arr, 12), ref.numpy(), np.float64)
+        np.testing.assert_array_equal(arr, keep)
+
+
+def test_thread_count_does_not_change_results(rng):
+    import fastnorm
+    x = rng.standard_normal((3000, 40)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = rng.standard_normal(40).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    res = []
+    for n in (1, 2):
+        with fastnorm.config_context(n_threads=n):
+            res.append((F.layer_norm(x, 40, w, b),) + F.layer_norm_backward(dy, x, 40, w, b))
+    for a, c in zip(*res):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_nan_propagates_to_its_row_only(rng):
+    x = rng.standard_normal((4, 6))
+    x[1, 2] = np.nan
+    y = F.layer_norm(x, 6)
+    assert np.isnan(y[1]).all() and not np.isnan(np.delete(y, 1, axis=0)).any()
+
+
+def test_bad_input_names_the_argument(rng):
+    x = rng.standard_normal((4, 6))
+    with pytest.raises(ValueError, match="normalized_shape"):
+        F.layer_norm(x, (5,))
+    with pytest.raises(ValueError, match="normalized_shape"):
+        F.layer_norm(x, (4, 6, 1))
+    with pytest.raises(TypeError, match="normalized_shape"):
+        F.layer_norm(x, "6")
+    with pytest.raises(ValueError, match="weight"):
+        F.layer_norm(x, 6, np.ones(5))
+    with pytest.raises(TypeError, match="bias"):
+        F.layer_norm(x, 6, None, np.ones(6, np.float32))
+    with pytest.raises(ValueError, match="eps"):
+        F.layer_norm(x, 6, eps=-1.0)
+    with pytest.raises(TypeError, match="input"):
+        F.layer_norm(np.ones((4, 6), dtype=np.int64), 6)
+    with pytest.raises(TypeError, match="input"):
+        F.rms_norm(None, 6)
+    with pytest.raises(ValueError, match="grad_output"):
+        F.layer_norm_backward(np.ones((4, 5)), x, 6)
+    _, saved = F.layer_norm(x[:2], 6, return_saved=True)
+    with pytest.raises(ValueError, match="saved"):
+        F.layer_norm_backward(np.ones_like(x), x, 6, saved=saved)
+    with pytest.raises(TypeError, match="saved"):
+        F.layer_norm_backward(np.ones_like(x), x, 6, saved=(1, 2))
