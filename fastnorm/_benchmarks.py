@@ -230,6 +230,7 @@ COLUMNS = [  # (header, extra_info key, format)
     ("thr", "threads", "{}"), ("fastnorm ms", "fastnorm_s", "ms"),
     ("sklearn ms", "sklearn_s", "ms"), ("x sklearn", "speedup_vs_sklearn", "{:.1f}"),
     ("numpy ms", "numpy_s", "ms"), ("x numpy", "speedup_vs_numpy", "{:.1f}"),
+    ("torch ms", "torch_s", "ms"), ("x torch", "speedup_vs_torch", "{:.1f}"),
     ("GB/s", "gbps", "{:.1f}"), ("% of bw", "bw_fraction", "pct"), ("stream", "stream", "{}"),
     ("fit peak MB", "fastnorm_fit_peak_mb", "{:.1f}"),
     ("sklearn fit peak MB", "sklearn_fit_peak_mb", "{:.1f}"),

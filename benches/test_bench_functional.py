@@ -1,0 +1,65 @@
+"""fastnorm.functional vs torch.nn.functional (CPU), same run, same threads.
+
+Forward: one read and one write of the input are the minimal bytes;
+backward (input, weight and bias gradients together): read x and dy, write
+dx. torch's backward is torch.autograd.grad on a graph built beforehand.
+"""
+import numpy as np
+import pytest
+from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SIZE
+
+import fastnorm
+import fastnorm.functional as F
+from fastnorm import _benchmarks
+
+torch = pytest.importorskip("torch")  # the test extra pins it; the bench extra does not
+
+SHAPE = (8192, 4096) if SIZE == "full" else (512, 1024)
+
+
+def _cases(x, dy, w, b):
+    n = x.shape[-1]
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tw, tb = torch.from_numpy(w).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
+    tdy = torch.from_numpy(dy)
+    ty_ln = torch.nn.functional.layer_norm(tx, (n,), tw, tb)
+    ty_rms = torch.nn.functional.rms_norm(tx, (n,), tw)
+    _, saved_ln = F.layer_norm(x, n, w, b, return_saved=True)
+    _, saved_rms = F.rms_norm(x, n, w, return_saved=True)
+    return {
+        "layer_norm": (lambda: F.layer_norm(x, n, w, b),
+                       lambda: torch.nn.functional.layer_norm(tx, (n,), tw, tb), 2),
+        "layer_norm.backward": (
+            lambda: F.layer_norm_backward(dy, x, n, w, b, saved=saved_ln),
+            lambda: torch.autograd.grad(ty_ln, [tx, tw, tb], tdy, retain_graph=True), 3),
+        "rms_norm": (lambda: F.rms_norm(x, n, w),
+                     lambda: torch.nn.functional.rms_norm(tx, (n,), tw), 2),
+        "rms_norm.backward": (
+            lambda: F.rms_norm_backward(dy, x, n, w, saved=saved_rms),
+            lambda: torch.autograd.grad(ty_rms, [tx, tw], tdy, retain_graph=True), 3),
+    }
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["layer_norm", "layer_norm.backward", "rms_norm",
+                                  "rms_norm.backward"])
+def test_row_norm(benchmark, name, dtype, threads):
+    rng = np.random.default_rng(0)
+    x = _benchmarks.make_data(SHAPE, dtype)
+    dy = rng.standard_normal(SHAPE).astype(dtype)
+    w, b = rng.standard_normal(SHAPE[1]).astype(dtype), rng.standard_normal(SHAPE[1]).astype(dtype)
+    ours, theirs, passes = _cases(x, dy, w, b)[name]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad() if "backward" not in name else torch.enable_grad():
+            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
+    finally:
+        torch.set_num_threads(previous)
+    with fastnorm.config_context(n_threads=threads):
+        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
+    case = _benchmarks.Case(name, None, {}, passes, "copy")
+    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
+                                   {"torch": torch_s})
+    benchmark.extra_info.update(info)
