@@ -15,8 +15,8 @@ from ._ext import _openmp, _quantiles
 
 
 def _load_kernels():
-    """The fastest build of the stats/apply kernels (and of the bandwidth
-    probe that judges them) this CPU runs.
+    """The fastest build of the stats, apply and norm kernels (and of the
+    bandwidth probe that judges them) this CPU runs.
 
     FASTNORM_KERNELS=baseline forces the portable build (to compare the two).
     """

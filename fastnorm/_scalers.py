@@ -44,7 +44,7 @@ def _raise_if_inf(X):
         raise _inf_error(X)
 
 
-def _validated(estimator, X, *, reset, copy, in_fit=False, **kwargs):
+def _validated(estimator, X, *, reset, copy, **kwargs):
     """(X as a 2-D float array, array to write the result into).
 
     Like validate_data(copy=copy, force_writeable=True), but without the
