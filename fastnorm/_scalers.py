@@ -90,13 +90,17 @@ def _canonical(X):
 
 def _scale_sparse_cols(X, copy, factor):
     """X with every column multiplied by `factor` (None: unchanged), written
-    into a new matrix (copy) or X's own data."""
+    into a new matrix (copy: one pass, the scaled values go straight into the
+    new data array) or into X's own data."""
     X = _canonical(X)
-    if copy:
-        X = X.copy()
-    if factor is not None and X.nnz:
+    if factor is None or not X.nnz:
+        return X.copy() if copy else X
+    if not copy:
         _cpu.sparse_scale_cols(X, factor, X.data)
-    return X
+        return X
+    data = np.empty_like(X.data)
+    _cpu.sparse_scale_cols(X, factor, data)
+    return type(X)((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
 
 
 def _is_constant_feature(var, mean, n_samples):
