@@ -5,6 +5,7 @@ Environment variables:
                         and compile with -O0 -g (slow; for debugging).
   FASTNORM_NO_OPENMP=1  build without OpenMP (single-threaded kernels).
 """
+import glob
 import os
 import sys
 import tempfile
@@ -115,9 +116,11 @@ class BuildExt(build_ext):
 def extensions():
     from Cython.Build import cythonize
 
+    # the C headers and shared .pxi bodies: a change to one rebuilds the modules
+    shared = sorted(glob.glob("ext/*.h") + glob.glob("ext/*.pxi"))
     exts = [
         Extension(f"fastnorm._ext.{name}", [f"ext/{name}.pyx"],
-                  include_dirs=["ext"], language=lang)
+                  include_dirs=["ext"], language=lang, depends=shared)
         for name, lang in MODULES.items()
     ]
     return cythonize(exts, compiler_directives=DIRECTIVES,

@@ -2,17 +2,6 @@
  * moments_cols_impl.h. */
 #ifndef FASTNORM_MOMENTS_COLS_H
 #define FASTNORM_MOMENTS_COLS_H
-#include <Python.h>
-
-#define T float
-#define FASTNORM_FN(name) name##_float
-#include "moments_cols_impl.h"
-#undef T
-#undef FASTNORM_FN
-
-#define T double
-#define FASTNORM_FN(name) name##_double
-#include "moments_cols_impl.h"
-#undef T
-#undef FASTNORM_FN
+#define FASTNORM_TEMPLATE "moments_cols_impl.h"
+#include "for_float_and_double.h"
 #endif
