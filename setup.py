@@ -44,6 +44,7 @@ MODULES = {
     "_openmp": "c",
     "_sparse": "c",
     "_norms": "c",
+    "_channels": "c",
     # The same kernels as _stats and _apply, compiled for x86-64-v3 (AVX2,
     # FMA): float->double conversion and the float64 accumulation run twice
     # as wide, which is what keeps them at memory speed on 2 cores.
@@ -52,8 +53,9 @@ MODULES = {
     "_apply_v3": "c",
     "_bandwidth_v3": "c",
     "_norms_v3": "c",
+    "_channels_v3": "c",
 }
-V3_MODULES = {"_stats_v3", "_apply_v3", "_bandwidth_v3", "_norms_v3"}
+V3_MODULES = {"_stats_v3", "_apply_v3", "_bandwidth_v3", "_norms_v3", "_channels_v3"}
 V3_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]
 
 

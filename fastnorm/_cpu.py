@@ -22,16 +22,16 @@ def _load_kernels():
     """
     if os.environ.get("FASTNORM_KERNELS", "") != "baseline" and _openmp.cpu_is_x86_64_v3():
         try:
-            from ._ext import _apply_v3, _bandwidth_v3, _norms_v3, _stats_v3
-            return "x86-64-v3", _stats_v3, _apply_v3, _bandwidth_v3, _norms_v3
+            from ._ext import _apply_v3, _bandwidth_v3, _channels_v3, _norms_v3, _stats_v3
+            return "x86-64-v3", _stats_v3, _apply_v3, _bandwidth_v3, _norms_v3, _channels_v3
         except ImportError:  # built by a compiler without x86-64-v3 support
             pass
-    from ._ext import _apply, _bandwidth, _norms, _stats
-    return "baseline", _stats, _apply, _bandwidth, _norms
+    from ._ext import _apply, _bandwidth, _channels, _norms, _stats
+    return "baseline", _stats, _apply, _bandwidth, _norms, _channels
 
 
 # Which build runs ("x86-64-v3" or "baseline"): benchmark tables report it.
-KERNEL_BUILD, _stats, _apply, bandwidth_probe, _norms = _load_kernels()
+KERNEL_BUILD, _stats, _apply, bandwidth_probe, _norms, _channels = _load_kernels()
 
 
 def _kernel_view(X, axis):
@@ -204,3 +204,68 @@ def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
     _norms.layer_norm_bwd(dY, X, weight, mean, rstd, rms, want_dw, want_db,
                           effective_n_threads(2 * X.nbytes), dX, dw, db)
     return dX, (dw if want_dw else None), (db if want_db else None)
+
+
+# ---------------------------------------------------------- channel norms ---
+# X3 is a C-contiguous (A, B, K) view; statistics are per (a, k), reduced
+# over B (see ext/_channels.pxi). Coefficient arrays are float64 (A, K).
+
+def _coef(c, shape):
+    return np.ascontiguousarray(np.broadcast_to(c, shape), dtype=np.float64)
+
+
+def channel_moments(X3):
+    """(mean, M2) over axis 1 of X3, each (A, K) float64."""
+    A, _, K = X3.shape
+    mean, m2 = np.empty((A, K)), np.empty((A, K))
+    _channels.moments(X3, effective_n_threads(X3.nbytes), mean, m2)
+    return mean, m2
+
+
+def channel_dot_sums(dY3, X3, shift):
+    """(sum of dY, sum of dY * (X - shift)) over axis 1, each (A, K) float64."""
+    A, _, K = X3.shape
+    sdy, sdyx = np.empty((A, K)), np.empty((A, K))
+    _channels.dot_sums(dY3, X3, _coef(shift, (A, K)), effective_n_threads(2 * X3.nbytes),
+                       sdy, sdyx)
+    return sdy, sdyx
+
+
+def channel_affine(X3, shift, scale, offset):
+    """(X3 - shift) * scale + offset, coefficients broadcast to (A, K)."""
+    A, _, K = X3.shape
+    out = np.empty_like(X3)
+    _channels.affine(X3, _coef(shift, (A, K)), _coef(scale, (A, K)), _coef(offset, (A, K)),
+                     effective_n_threads(X3.nbytes), out)
+    return out
+
+
+def channel_backward(dY3, X3, shift, p, q, r):
+    """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
+    A, _, K = X3.shape
+    dX = np.empty_like(X3)
+    _channels.backward(dY3, X3, *(_coef(c, (A, K)) for c in (shift, p, q, r)),
+                       effective_n_threads(2 * X3.nbytes), dX)
+    return dX
+
+
+def channel_power_sums(X3, p):
+    """Sum of X^2 (p=2), of |X| (p=1), or max |X| (p=0) over axis 1: (A, K)."""
+    out = np.empty((X3.shape[0], X3.shape[2]))
+    _channels.power_sums(X3, p, effective_n_threads(X3.nbytes), out)
+    return out
+
+
+def lrn_forward(X3, size, alpha, beta, k):
+    """Local response norm across axis 1 of X3 (N, C, S)."""
+    out = np.empty_like(X3)
+    _channels.lrn_forward(X3, size, alpha, beta, k, effective_n_threads(X3.nbytes), out)
+    return out
+
+
+def lrn_backward(dY3, X3, size, alpha, beta, k):
+    """Input gradient of lrn_forward."""
+    dX = np.empty_like(X3)
+    _channels.lrn_backward(dY3, X3, size, alpha, beta, k,
+                           effective_n_threads(2 * X3.nbytes), dX)
+    return dX

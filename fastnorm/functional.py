@@ -11,7 +11,10 @@ input is a NumPy float32/float64 array. Differences, all additions:
   saved=None)`` returns the gradients of input, weight and bias (None for
   what the forward did not take), equal to torch.autograd's.
 
-So far: layer_norm and rms_norm. The other norms of the issue come next.
+The channel norms (batch_norm, group_norm, instance_norm, switchable_norm)
+also take ``layout="NHWC"``: the input is then channels-last, an array of
+shape (N, *spatial, C) (the C-contiguous layout of torch's channels_last),
+and is normalized in place in that layout, not through a transposed copy.
 """
 import operator
 from numbers import Integral, Real
@@ -20,7 +23,14 @@ import numpy as np
 
 from . import _backend
 
-__all__ = ["layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward"]
+__all__ = [
+    "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
+    "batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward",
+    "instance_norm", "instance_norm_backward", "switchable_norm", "switchable_norm_backward",
+    "local_response_norm", "local_response_norm_backward", "normalize", "normalize_backward",
+    "weight_norm", "weight_norm_backward", "spectral_norm", "spectral_norm_backward",
+    "SavedStats",
+]
 
 
 # ---------------------------------------------------------------- checks ---
@@ -92,15 +102,17 @@ class SavedStats:
         return f"SavedStats(mean={self.mean!r}, rstd={self.rstd!r})"
 
 
-def _check_saved(saved, n_rows):
+def _check_saved(saved, shape):
+    """`saved` from a forward whose statistics had `shape` (an int: 1-D)."""
     if saved is None:
         return None
     if not isinstance(saved, SavedStats):
         raise TypeError(f"saved must be what the forward returned with return_saved=True, "
                         f"got {type(saved).__name__}")
-    if saved.mean.shape != (n_rows,) or saved.rstd.shape != (n_rows,):
-        raise ValueError(f"saved holds statistics of {saved.mean.shape[0]} groups, "
-                         f"the input has {n_rows}")
+    shape = (shape,) if isinstance(shape, Integral) else tuple(shape)
+    if np.shape(saved.mean) != shape or np.shape(saved.rstd) != shape:
+        raise ValueError(f"saved holds statistics of shape {np.shape(saved.mean)}, "
+                         f"this input needs {shape}")
     return saved
 
 
@@ -169,3 +181,723 @@ def rms_norm_backward(grad_output, input, normalized_shape, weight=None, eps=Non
     dx, dw, _ = _row_norm_backward(grad_output, input, normalized_shape, weight, None, eps,
                                    True, saved)
     return dx, dw
+
+
+# ----------------------------------------------------------- channel norms ---
+
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def _grad_output(grad_output, x):
+    dy = _float_array(grad_output, "grad_output")
+    if dy.shape != x.shape or dy.dtype != x.dtype:
+        raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
+                         f"got {dy.shape} {dy.dtype}")
+    return dy
+
+
+class _Channels:
+    """An (N, C, *spatial) or channels-last (N, *spatial, C) input viewed for
+    the channel kernels. Per-(sample, channel) arrays are (N, C) in both
+    layouts; `pooled` (channels-last only) views all samples as one, so that
+    per-channel statistics come straight out of the kernel as (1, C)."""
+
+    def __init__(self, x, layout, min_ndim, max_ndim=None, pooled=False):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+            want = (f"{min_ndim}-D to {max_ndim}-D" if max_ndim is not None
+                    else f"at least {min_ndim}-D")
+            raise ValueError(f"input must be {want} (N, C, ...), got shape {x.shape}")
+        self.shape = x.shape
+        self.channels_last = layout == "NHWC" and x.ndim > 2
+        if self.channels_last:
+            self.N, self.C = x.shape[0], x.shape[-1]
+            self.S = int(np.prod(x.shape[1:-1]))
+        else:
+            self.N, self.C = x.shape[:2]
+            self.S = int(np.prod(x.shape[2:]))
+        # 2-D (N, C) is the same in both layouts: channels-last needs no reshape
+        self.pooled = pooled and (self.channels_last or x.ndim == 2)
+        self.X3 = self.view(x)
+
+    def view(self, a):
+        a = np.ascontiguousarray(a)
+        if self.pooled:
+            return a.reshape(1, self.N * self.S, self.C)
+        if self.channels_last or a.ndim == 2:
+            return a.reshape(self.N, self.S, self.C)
+        return a.reshape(self.N * self.C, self.S, 1)
+
+    def coef(self, c):
+        """An (N, C)-broadcastable coefficient in the kernels' (A, K) shape."""
+        rows = 1 if self.pooled else self.N
+        c = np.broadcast_to(np.asarray(c, dtype=np.float64), (rows, self.C))
+        return c if (self.pooled or self.channels_last or len(self.shape) == 2) \
+            else c.reshape(rows * self.C, 1)
+
+    def per_channel(self, a):
+        """A kernel result back as (N, C) (as (1, C) when pooled)."""
+        return a.reshape(1 if self.pooled else self.N, self.C)
+
+    def moments(self):
+        """(mean, M2) per (sample, channel) over the spatial positions."""
+        from . import _cpu
+        mean, m2 = _cpu.channel_moments(self.X3)
+        return self.per_channel(mean), self.per_channel(m2)
+
+    def dot_sums(self, dy, shift):
+        """(sum dy, sum dy * (x - shift)) per (sample, channel)."""
+        from . import _cpu
+        sdy, sdyx = _cpu.channel_dot_sums(self.view(dy), self.X3, self.coef(shift))
+        return self.per_channel(sdy), self.per_channel(sdyx)
+
+    def affine(self, shift, scale, offset):
+        from . import _cpu
+        out = _cpu.channel_affine(self.X3, self.coef(shift), self.coef(scale),
+                                  self.coef(offset))
+        return out.reshape(self.shape)
+
+    def backward(self, dy, shift, p, q, r):
+        from . import _cpu
+        dx = _cpu.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
+                                   self.coef(q), self.coef(r))
+        return dx.reshape(self.shape)
+
+
+def _merge(mean, m2, count, axis):
+    """Chan's merge of equal-count moments along `axis`: (mean, M2)."""
+    m = mean.mean(axis=axis, keepdims=True)
+    return m, m2.sum(axis=axis, keepdims=True) + count * ((mean - m) ** 2).sum(
+        axis=axis, keepdims=True)
+
+
+def _channel_param(p, name, C, dtype):
+    """weight/bias/running statistics: None, or a 1-D array of length C."""
+    if p is None:
+        return None
+    arr = _float_array(p, name)
+    if arr.shape != (C,):
+        raise ValueError(f"{name} must have shape ({C},) (the number of channels), "
+                         f"got {arr.shape}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
+    return arr
+
+
+def _running(p, name, C, dtype):
+    """A running statistic, updated in place: a writable NumPy array."""
+    arr = _channel_param(p, name, C, dtype)
+    if arr is not None and not (isinstance(p, np.ndarray) and p.flags.writeable):
+        raise TypeError(f"{name} is updated in place: it must be a writable NumPy array")
+    return arr
+
+
+def _momentum(momentum, num_batches_tracked):
+    """The weight of this batch in the running statistics."""
+    if momentum is None:
+        if num_batches_tracked is None or not isinstance(num_batches_tracked, Integral) \
+                or num_batches_tracked < 1:
+            raise ValueError("momentum=None (a cumulative average) needs num_batches_tracked, "
+                             "the number of batches seen including this one (>= 1), got "
+                             f"{num_batches_tracked!r}")
+        return 1.0 / num_batches_tracked
+    if not isinstance(momentum, Real) or isinstance(momentum, bool) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
+    return float(momentum)
+
+
+def _ones_if_none(w, C):
+    return np.ones(C) if w is None else w.astype(np.float64)
+
+
+def _zeros_if_none(b, C):
+    return np.zeros(C) if b is None else b.astype(np.float64)
+
+
+def _param_grads(weight, bias, dw, db, dtype):
+    return (None if weight is None else dw.astype(dtype),
+            None if bias is None else db.astype(dtype))
+
+
+# batch_norm ------------------------------------------------------------------
+
+def _batch_norm_args(input, running_mean, running_var, weight, bias, training, eps, layout):
+    x = _float_array(input, "input")
+    ch = _Channels(x, layout, 2, 5, pooled=True)
+    rm = _running(running_mean, "running_mean", ch.C, x.dtype)
+    rv = _running(running_var, "running_var", ch.C, x.dtype)
+    if (rm is None) != (rv is None):
+        raise ValueError("running_mean and running_var must be given together")
+    if not training and rm is None:
+        raise ValueError("running_mean and running_var are required when training=False")
+    if training and ch.N * ch.S == 1:
+        raise ValueError("Expected more than 1 value per channel when training, got input "
+                         f"size {x.shape}")
+    w = _channel_param(weight, "weight", ch.C, x.dtype)
+    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
+
+
+def _batch_stats(ch):
+    """Per-channel (mean, biased variance) of the batch, each (C,)."""
+    mean, m2 = ch.moments()
+    count = ch.N * ch.S
+    if not ch.pooled:  # per (sample, channel): merge the samples
+        mean, m2 = _merge(mean, m2, ch.S, axis=0)
+    return mean[0], m2[0] / count
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, layout="NCHW", num_batches_tracked=None,
+               return_saved=False):
+    """Batch normalization, as torch.nn.functional.batch_norm.
+
+    Training normalizes with the batch's biased variance and, when running
+    statistics are given, updates them in place: running = (1 - momentum) *
+    running + momentum * batch, with the unbiased variance. momentum=None is
+    torch's cumulative average: pass `num_batches_tracked`, the number of
+    batches seen including this one (what torch's module counts). Eval
+    (training=False) normalizes with the running statistics. An empty batch
+    leaves the running statistics as they are.
+    """
+    x, ch, rm, rv, w, b, eps = _batch_norm_args(input, running_mean, running_var, weight,
+                                                bias, training, eps, layout)
+    factor = _momentum(momentum, num_batches_tracked) if training and rm is not None else 0
+    if training:
+        count = ch.N * ch.S
+        if count == 0:
+            mean = var = np.full(ch.C, np.nan)
+        else:
+            mean, var = _batch_stats(ch)
+            if rm is not None:
+                rm[...] = (1 - factor) * rm + factor * mean
+                rv[...] = (1 - factor) * rv + factor * var * (count / (count - 1))
+    else:
+        mean, var = rm.astype(np.float64), rv.astype(np.float64)
+    rstd = 1.0 / np.sqrt(var + eps)
+    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+    return (out, SavedStats(mean, rstd)) if return_saved else out
+
+
+def batch_norm_backward(grad_output, input, running_mean, running_var, weight=None, bias=None,
+                        training=False, momentum=0.1, eps=1e-5, *, layout="NCHW",
+                        saved=None):
+    """(grad_input, grad_weight, grad_bias) of batch_norm.
+
+    In training the statistics are the batch's: from `saved`, or recomputed
+    from the input (the running statistics, which the forward updated, are
+    not used). In eval they are the running statistics.
+    """
+    x, ch, rm, rv, w, b, eps = _batch_norm_args(input, running_mean, running_var, weight,
+                                                bias, training, eps, layout)
+    dy = _grad_output(grad_output, x)
+    saved = _check_saved(saved, ch.C)
+    if saved is not None:
+        mean, rstd = saved.mean, saved.rstd
+    elif training:
+        mean, var = _batch_stats(ch)
+        rstd = 1.0 / np.sqrt(var + eps)
+    else:
+        mean, rstd = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+    wd = _ones_if_none(w, ch.C)
+    sdy, sdyx = ch.dot_sums(dy, mean)
+    sdy, sdyx = sdy.sum(axis=0), sdyx.sum(axis=0)
+    if training:
+        count = ch.N * ch.S
+        q = -rstd ** 3 * wd * sdyx / count
+        r = -rstd * wd * sdy / count
+    else:
+        q = r = np.zeros(ch.C)
+    dx = ch.backward(dy, mean, rstd * wd, q, r)
+    return (dx,) + _param_grads(w, b, rstd * sdyx, sdy, x.dtype)
+
+
+# group_norm / instance_norm ---------------------------------------------------
+
+def _group_stats(ch, G):
+    """Per-(sample, group) (mean, biased variance), each (N, G)."""
+    mean, m2 = ch.moments()
+    size = ch.C // G
+    mean, m2 = _merge(mean.reshape(ch.N, G, size), m2.reshape(ch.N, G, size), ch.S, axis=2)
+    return mean[..., 0], m2[..., 0] / (size * ch.S)
+
+
+def _group_backward(ch, dy, G, mean, rstd, w):
+    """(dx, dw, db) of the per-(sample, group) normalization with
+    statistics (mean, rstd) (N, G) and per-channel weight w (or None)."""
+    size = ch.C // G
+    expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
+    wd = _ones_if_none(w, ch.C)
+    sdy, sdyx = ch.dot_sums(dy, expand(mean))
+    count = size * ch.S
+    sum_g = (sdy * wd).reshape(ch.N, G, size).sum(axis=2)
+    sum_gx = (sdyx * wd).reshape(ch.N, G, size).sum(axis=2)
+    q = expand(-rstd ** 3 * sum_gx / count)
+    r = expand(-rstd * sum_g / count)
+    dx = ch.backward(dy, expand(mean), expand(rstd) * wd, q, r)
+    return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
+
+
+def _group_norm_args(input, num_groups, weight, bias, eps, layout):
+    x = _float_array(input, "input")
+    ch = _Channels(x, layout, 2)
+    if not isinstance(num_groups, Integral) or isinstance(num_groups, bool) or num_groups <= 0:
+        raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
+    if ch.C % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide the number of channels "
+                         f"{ch.C} (input of shape {x.shape})")
+    w = _channel_param(weight, "weight", ch.C, x.dtype)
+    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    return x, ch, int(num_groups), w, b, _eps(eps, x.dtype)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, layout="NCHW",
+               return_saved=False):
+    """Group normalization, as torch.nn.functional.group_norm; the saved
+    statistics are per (sample, group), shape (N, num_groups)."""
+    x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
+    mean, var = _group_stats(ch, G)
+    rstd = 1.0 / np.sqrt(var + eps)
+    size = ch.C // G
+    out = ch.affine(np.repeat(mean, size, axis=1),
+                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C),
+                    _zeros_if_none(b, ch.C))
+    return (out, SavedStats(mean, rstd)) if return_saved else out
+
+
+def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, eps=1e-5, *,
+                        layout="NCHW", saved=None):
+    """(grad_input, grad_weight, grad_bias) of group_norm."""
+    x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
+    dy = _grad_output(grad_output, x)
+    saved = _check_saved(saved, (ch.N, G))
+    if saved is None:
+        mean, var = _group_stats(ch, G)
+        rstd = 1.0 / np.sqrt(var + eps)
+    else:
+        mean, rstd = saved.mean, saved.rstd
+    dx, dw, db = _group_backward(ch, dy, G, mean, rstd, w)
+    return (dx,) + _param_grads(w, b, dw, db, x.dtype)
+
+
+def _instance_norm_args(input, running_mean, running_var, weight, bias, use_input_stats, eps,
+                        layout):
+    x = _float_array(input, "input")
+    ch = _Channels(x, layout, 3, 5)
+    rm = _running(running_mean, "running_mean", ch.C, x.dtype)
+    rv = _running(running_var, "running_var", ch.C, x.dtype)
+    if (rm is None) != (rv is None):
+        raise ValueError("running_mean and running_var must be given together")
+    if not use_input_stats and rm is None:
+        raise ValueError("running_mean and running_var are required when "
+                         "use_input_stats=False")
+    if use_input_stats and ch.S == 1:
+        raise ValueError("Expected more than 1 spatial element when training, got input "
+                         f"size {x.shape}")
+    w = _channel_param(weight, "weight", ch.C, x.dtype)
+    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5, *, layout="NCHW",
+                  return_saved=False):
+    """Instance normalization, as torch.nn.functional.instance_norm.
+
+    With use_input_stats, each (sample, channel) is normalized by its own
+    statistics, and given running statistics are updated in place with
+    their average over the batch (unbiased variance), as torch does; without,
+    the running statistics normalize. Saved statistics are (N, C).
+    """
+    x, ch, rm, rv, w, b, eps = _instance_norm_args(input, running_mean, running_var, weight,
+                                                   bias, use_input_stats, eps, layout)
+    if use_input_stats:
+        mean, var = _group_stats(ch, ch.C)
+        if rm is not None and ch.N > 0:
+            m = _momentum(momentum, None)
+            rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
+            rv[...] = (1 - m) * rv + m * (var * (ch.S / (ch.S - 1))).mean(axis=0)
+    else:
+        mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
+        var = np.broadcast_to(rv.astype(np.float64), (ch.N, ch.C))
+    rstd = 1.0 / np.sqrt(var + eps)
+    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+    return (out, SavedStats(mean, rstd)) if return_saved else out
+
+
+def instance_norm_backward(grad_output, input, running_mean=None, running_var=None,
+                           weight=None, bias=None, use_input_stats=True, momentum=0.1,
+                           eps=1e-5, *, layout="NCHW", saved=None):
+    """(grad_input, grad_weight, grad_bias) of instance_norm."""
+    x, ch, rm, rv, w, b, eps = _instance_norm_args(input, running_mean, running_var, weight,
+                                                   bias, use_input_stats, eps, layout)
+    dy = _grad_output(grad_output, x)
+    saved = _check_saved(saved, (ch.N, ch.C))
+    if saved is not None:
+        mean, rstd = saved.mean, saved.rstd
+    elif use_input_stats:
+        mean, var = _group_stats(ch, ch.C)
+        rstd = 1.0 / np.sqrt(var + eps)
+    else:
+        mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
+        rstd = np.broadcast_to(1.0 / np.sqrt(rv.astype(np.float64) + eps), (ch.N, ch.C))
+    if use_input_stats:
+        dx, dw, db = _group_backward(ch, dy, ch.C, mean, rstd, w)
+    else:  # the statistics are constants
+        wd = _ones_if_none(w, ch.C)
+        sdy, sdyx = ch.dot_sums(dy, mean)
+        zeros = np.zeros((ch.N, ch.C))
+        dx = ch.backward(dy, mean, rstd * wd, zeros, zeros)
+        dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
+    return (dx,) + _param_grads(w, b, dw, db, x.dtype)
+
+
+# switchable_norm -------------------------------------------------------------
+
+def _softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _switchable_args(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
+                     training, eps, using_bn, layout):
+    x = _float_array(input, "input")
+    ch = _Channels(x, layout, 3, 5)
+    w = _channel_param(weight, "weight", ch.C, x.dtype)
+    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    n_stats = 3 if using_bn else 2
+    logits = []
+    for name, v in (("mean_weight", mean_weight), ("var_weight", var_weight)):
+        arr = _float_array(v, name)
+        if arr.shape != (n_stats,):
+            raise ValueError(f"{name} must have shape ({n_stats},) (IN, LN"
+                             f"{', BN' if using_bn else ''} logits), got {arr.shape}")
+        logits.append(arr.astype(np.float64))
+    rm = _running(running_mean, "running_mean", ch.C, x.dtype) if using_bn else None
+    rv = _running(running_var, "running_var", ch.C, x.dtype) if using_bn else None
+    if using_bn and (rm is None) != (rv is None):
+        raise ValueError("running_mean and running_var must be given together")
+    if using_bn and not training and rm is None:
+        raise ValueError("running_mean and running_var are required when training=False "
+                         "and using_bn=True")
+    if ch.S == 1:
+        raise ValueError(f"switchable_norm needs more than 1 spatial element, got input "
+                         f"size {x.shape}")
+    return x, ch, w, b, logits, rm, rv, _eps(eps, x.dtype)
+
+
+def _switchable_stats(ch, logits, rm, rv, training, using_bn):
+    """The IN, LN (and BN) (mean, biased variance) pairs broadcast to (N, C),
+    their mixing weights, and the mixed (mean, var)."""
+    mean_in, m2 = ch.moments()
+    S, C, N = ch.S, ch.C, ch.N
+    mean_ln, m2_ln = _merge(mean_in, m2, S, axis=1)
+    parts = [(mean_in, m2 / S), (mean_ln, m2_ln / (C * S))]
+    if using_bn:
+        if training:
+            mean_bn, m2_bn = _merge(mean_in, m2, S, axis=0)
+            parts.append((mean_bn, m2_bn / (N * S)))
+        else:
+            parts.append((rm.astype(np.float64)[None], rv.astype(np.float64)[None]))
+    parts = [(np.broadcast_to(m, (N, C)), np.broadcast_to(v, (N, C))) for m, v in parts]
+    a, bw = _softmax(logits[0]), _softmax(logits[1])
+    mean = sum(ak * m for ak, (m, _) in zip(a, parts))
+    var = sum(bk * v for bk, (_, v) in zip(bw, parts))
+    return parts, (a, bw), mean, var
+
+
+def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
+                    training, momentum=0.1, eps=1e-5, using_bn=True, *, layout="NCHW",
+                    return_saved=False):
+    """Switchable normalization (Luo et al., 2018): normalizes with a
+    softmax-weighted mix of the instance, layer and batch statistics.
+
+    mean_weight and var_weight are the logits of the mix, in the order
+    (IN, LN, BN) ((IN, LN) with using_bn=False). As fastnorm's other norms
+    (and unlike the paper's reference code, which mixes unbiased instance
+    variances) every variance is the biased one; the BN running statistics
+    follow torch's convention: running = (1 - momentum) * running + momentum
+    * batch, with the unbiased batch variance; eval uses them for the BN part.
+    weight and bias may be None (no affine). Saved statistics are the mixed
+    (mean, rstd), (N, C).
+    """
+    x, ch, w, b, logits, rm, rv, eps = _switchable_args(
+        input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
+        eps, using_bn, layout)
+    parts, _, mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
+    if using_bn and training and rm is not None and ch.N > 0:
+        m = _momentum(momentum, None)
+        count = ch.N * ch.S
+        rm[...] = (1 - m) * rm + m * parts[2][0][0]
+        rv[...] = (1 - m) * rv + m * parts[2][1][0] * (count / (count - 1))
+    rstd = 1.0 / np.sqrt(var + eps)
+    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+    return (out, SavedStats(mean, rstd)) if return_saved else out
+
+
+def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_weight,
+                             running_mean, running_var, training, momentum=0.1, eps=1e-5,
+                             using_bn=True, *, layout="NCHW", saved=None):
+    """(grad_input, grad_weight, grad_bias, grad_mean_weight, grad_var_weight)
+    of switchable_norm. In eval the BN statistics are constants."""
+    x, ch, w, b, logits, rm, rv, eps = _switchable_args(
+        input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
+        eps, using_bn, layout)
+    dy = _grad_output(grad_output, x)
+    _check_saved(saved, (ch.N, ch.C))  # the parts are recomputed either way
+    parts, (a, bw), mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
+    rstd = 1.0 / np.sqrt(var + eps)
+    wd = _ones_if_none(w, ch.C)
+    sdy, sdyx = ch.dot_sums(dy, mean)
+    # gradients of the loss wrt the mixed mean and variance, per (n, c)
+    g_mean = -rstd * wd * sdy
+    g_var = -0.5 * rstd ** 3 * wd * sdyx
+    # each part's statistics are means over a set of `count` elements (the
+    # set of (n, c) for IN, of n for LN, of c for BN): through them x gets
+    # (g_mean_k + 2 (x - mean_k) g_var_k) / count
+    S, N, C = ch.S, ch.N, ch.C
+    reduce_axes = [None, 1, 0]
+    counts = [S, C * S, N * S]
+    n_live = 3 if using_bn and training else 2
+    q = np.zeros((N, C))
+    r = np.zeros((N, C))
+    for k in range(n_live):
+        gm, gv = a[k] * g_mean, bw[k] * g_var
+        if reduce_axes[k] is not None:
+            gm = gm.sum(axis=reduce_axes[k], keepdims=True)
+            gv = gv.sum(axis=reduce_axes[k], keepdims=True)
+        q = q + 2 * gv / counts[k]
+        r = r + (gm + 2 * gv * (mean - parts[k][0])) / counts[k]
+    dx = ch.backward(dy, mean, rstd * wd, q, r)
+    # softmax backward for the mixing logits
+    ga = np.array([(g_mean * m).sum() for m, _ in parts])
+    gb = np.array([(g_var * v).sum() for _, v in parts])
+    g_logits = [p_ * (g - (p_ * g).sum()) for p_, g in ((a, ga), (bw, gb))]
+    dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
+    return ((dx,) + _param_grads(w, b, dw, db, x.dtype)
+            + tuple(g.astype(x.dtype) for g in g_logits))
+
+
+# local_response_norm ---------------------------------------------------------
+
+def _lrn_args(input, size, alpha, beta, k):
+    x = _float_array(input, "input")
+    if x.ndim < 3:
+        raise ValueError(f"input must be at least 3-D (N, C, ...), got shape {x.shape}")
+    if not isinstance(size, Integral) or isinstance(size, bool) or size <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if not isinstance(v, Real) or isinstance(v, bool) or not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    X3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    return x, X3, int(size), float(alpha), float(beta), float(k)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalization across channels, as
+    torch.nn.functional.local_response_norm (the window average counts the
+    zero padding, as torch's)."""
+    from . import _cpu
+    x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
+    return _cpu.lrn_forward(X3, size, alpha, beta, k).reshape(x.shape)
+
+
+def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """(grad_input,) of local_response_norm."""
+    from . import _cpu
+    x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
+    dy = _grad_output(grad_output, x)
+    dY3 = np.ascontiguousarray(dy).reshape(X3.shape)
+    return (_cpu.lrn_backward(dY3, X3, size, alpha, beta, k).reshape(x.shape),)
+
+
+# normalize -------------------------------------------------------------------
+
+def _normalize_args(input, p, dim, eps):
+    x = _float_array(input, "input")
+    if not isinstance(p, Real) or isinstance(p, bool) or not p > 0:
+        raise ValueError(f"p must be a positive number (or inf), got {p!r}")
+    if x.ndim == 0:
+        raise ValueError("input must have at least one dimension")
+    try:
+        dim = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be an int, got {dim!r}") from None
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"dim={dim} is out of range for input with {x.ndim} dimensions")
+    dim %= x.ndim
+    shape = (int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:])))
+    return x, np.ascontiguousarray(x).reshape(shape), float(p), _eps(eps, x.dtype)
+
+
+def _p_norms(X3, p):
+    """The p-norm of each X3[a, :, k], float64 (A, K)."""
+    from . import _cpu
+    if p == 2:
+        return np.sqrt(_cpu.channel_power_sums(X3, 2))
+    if p == 1:
+        return _cpu.channel_power_sums(X3, 1)
+    if np.isinf(p):
+        return _cpu.channel_power_sums(X3, 0)
+    return np.sum(np.abs(X3.astype(np.float64)) ** p, axis=1) ** (1 / p)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize."""
+    from . import _cpu
+    x, X3, p, eps = _normalize_args(input, p, dim, eps)
+    denom = np.maximum(_p_norms(X3, p), eps)
+    return _cpu.channel_affine(X3, 0.0, 1.0 / denom, 0.0).reshape(x.shape)
+
+
+def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
+    """(grad_input,) of normalize. Where the norm is below eps the output is
+    x / eps and only that path carries gradient (as torch's clamp_min)."""
+    from . import _cpu
+    x, X3, p, eps = _normalize_args(input, p, dim, eps)
+    dy = _grad_output(grad_output, x)
+    dY3 = np.ascontiguousarray(dy).reshape(X3.shape)
+    norm = _p_norms(X3, p)
+    denom = np.maximum(norm, eps)
+    _, sdyx = _cpu.channel_dot_sums(dY3, X3, 0.0)
+    # d loss / d norm, zero where the clamp to eps is active
+    g_norm = np.where(norm >= eps, -sdyx / denom ** 2, 0.0)
+    if p == 2:  # d norm / dx = x / norm: linear in x, one fused kernel
+        q = np.divide(g_norm, norm, out=np.zeros_like(norm), where=norm > 0)
+        dx = _cpu.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
+        return (dx.reshape(x.shape),)
+    xd = X3.astype(np.float64)
+    ax = np.abs(xd)
+    if np.isinf(p):  # the gradient of max |x| goes to the maximal elements, shared
+        hit = ax == norm[:, None, :]
+        d_norm = np.sign(xd) * hit / np.maximum(hit.sum(axis=1, keepdims=True), 1)
+    else:
+        # sign(x) |x|^(p-1) / norm^(p-1), 0 where x is 0 (as torch, also for p < 1)
+        scale = np.divide(1.0, norm ** (p - 1), out=np.zeros_like(norm), where=norm > 0)
+        pow_ = np.power(ax, p - 1, out=np.zeros_like(ax), where=ax > 0)
+        d_norm = np.sign(xd) * pow_ * scale[:, None, :]
+    dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
+    return (dx.astype(x.dtype).reshape(x.shape),)
+
+
+# weight_norm / spectral_norm (parameters: small, so NumPy in float64) ------
+
+def _weight_norm_args(v, g, dim):
+    v_arr = _float_array(v, "v")
+    g_arr = _float_array(g, "g")
+    if g_arr.dtype != v_arr.dtype:
+        raise TypeError(f"g has dtype {g_arr.dtype} but v has {v_arr.dtype}; they must match")
+    if v_arr.ndim == 0:
+        raise ValueError("v must have at least one dimension")
+    try:
+        dim = -1 if dim is None else operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be an int or None, got {dim!r}") from None
+    if not -1 <= dim < v_arr.ndim:
+        raise ValueError(f"dim must be in [0, {v_arr.ndim}) or -1/None (the whole tensor), "
+                         f"got {dim}")
+    keep = () if dim == -1 else (dim,)
+    axes = tuple(i for i in range(v_arr.ndim) if i not in keep)
+    norm_shape = tuple(1 if i in axes else v_arr.shape[i] for i in range(v_arr.ndim))
+    g_ok = g_arr.shape == norm_shape or (keep and g_arr.shape == (v_arr.shape[keep[0]],)) \
+        or (not keep and g_arr.size == 1)
+    if not g_ok:
+        raise ValueError(f"g must have shape {norm_shape} (v's shape with 1 on the normed "
+                         f"dimensions), got {g_arr.shape}")
+    vd = v_arr.astype(np.float64)
+    norm = np.sqrt(np.sum(vd * vd, axis=axes, keepdims=True))
+    return v_arr, g_arr, vd, g_arr.astype(np.float64).reshape(norm_shape), norm, axes
+
+
+def weight_norm(v, g, dim=0):
+    """w = g * v / ||v||, the norm over every dimension but `dim` (all of
+    them for dim=None or -1, as torch._weight_norm counts -1), as torch's
+    weight_norm. g has v's number of
+    dimensions with size 1 except at `dim` (1-D of length v.shape[dim] is
+    accepted too)."""
+    v_arr, _, vd, gd, norm, _ = _weight_norm_args(v, g, dim)
+    return (vd * (gd / norm)).astype(v_arr.dtype)
+
+
+def weight_norm_backward(grad_output, v, g, dim=0):
+    """(grad_v, grad_g) of weight_norm; grad_g has g's shape."""
+    v_arr, g_arr, vd, gd, norm, axes = _weight_norm_args(v, g, dim)
+    gw = _grad_output(grad_output, v_arr).astype(np.float64)
+    dot = np.sum(gw * vd, axis=axes, keepdims=True)
+    grad_g = dot / norm
+    grad_v = (gd / norm) * (gw - vd * (dot / norm ** 2))
+    return grad_v.astype(v_arr.dtype), grad_g.reshape(g_arr.shape).astype(g_arr.dtype)
+
+
+def _as_matrix(w, dim):
+    """w with `dim` first, flattened to 2-D (torch's spectral_norm reshape)."""
+    return np.moveaxis(w, dim, 0).reshape(w.shape[dim], -1)
+
+
+def _spectral_args(weight, u, n_power_iterations, eps, dim, v):
+    w = _float_array(weight, "weight")
+    if w.ndim < 1:
+        raise ValueError("weight must have at least one dimension")
+    try:
+        dim = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be an int, got {dim!r}") from None
+    if not -w.ndim <= dim < w.ndim:
+        raise ValueError(f"dim={dim} is out of range for weight with {w.ndim} dimensions")
+    dim %= w.ndim
+    W = _as_matrix(w.astype(np.float64), dim)
+    u_arr = _float_array(u, "u")
+    if u_arr.shape != (W.shape[0],):
+        raise ValueError(f"u must have shape ({W.shape[0]},) (weight.shape[dim]), "
+                         f"got {u_arr.shape}")
+    if not isinstance(n_power_iterations, Integral) or isinstance(n_power_iterations, bool) \
+            or n_power_iterations < 0:
+        raise ValueError(f"n_power_iterations must be an int >= 0, got {n_power_iterations!r}")
+    if n_power_iterations == 0:
+        if v is None:
+            raise ValueError("n_power_iterations=0 needs v, the right singular vector "
+                             "estimate, as torch keeps it")
+        v_arr = _float_array(v, "v")
+        if v_arr.shape != (W.shape[1],):
+            raise ValueError(f"v must have shape ({W.shape[1]},), got {v_arr.shape}")
+        v = v_arr.astype(np.float64)
+    return w, W, u_arr, int(n_power_iterations), _eps(eps, w.dtype), dim, v
+
+
+def _power_iteration(W, u, n, eps, v):
+    """torch.nn.utils.spectral_norm's: v = normalize(W^T u), u = normalize(W v)."""
+    u = u.astype(np.float64)
+    for _ in range(n):
+        v = W.T @ u
+        v = v / max(np.linalg.norm(v), eps)
+        u = W @ v
+        u = u / max(np.linalg.norm(u), eps)
+    return u, v
+
+
+def spectral_norm(weight, u, n_power_iterations=1, eps=1e-12, dim=0, *, v=None):
+    """(weight / sigma, u, v): sigma = u . (W v) after n_power_iterations of
+    torch.nn.utils.spectral_norm's power iteration from u, with W the weight
+    with `dim` first, flattened to 2-D. u and v come back in weight's dtype
+    for the next call; n_power_iterations=0 needs the previous v."""
+    w, W, u_arr, n, eps, dim, v = _spectral_args(weight, u, n_power_iterations, eps, dim, v)
+    u_new, v_new = _power_iteration(W, u_arr, n, eps, v)
+    sigma = u_new @ (W @ v_new)
+    return ((w.astype(np.float64) / sigma).astype(w.dtype), u_new.astype(w.dtype),
+            v_new.astype(w.dtype))
+
+
+def spectral_norm_backward(grad_output, weight, u, n_power_iterations=1, eps=1e-12, dim=0, *,
+                           v=None):
+    """(grad_weight,) of spectral_norm with u and v held fixed (as torch's
+    autograd sees them: they are computed without gradient)."""
+    w, W, u_arr, n, eps, dim, v = _spectral_args(weight, u, n_power_iterations, eps, dim, v)
+    gw = _grad_output(grad_output, w).astype(np.float64)
+    u_new, v_new = _power_iteration(W, u_arr, n, eps, v)
+    sigma = u_new @ (W @ v_new)
+    G = _as_matrix(gw, dim)
+    grad = G / sigma - np.sum(G * W) / sigma ** 2 * np.outer(u_new, v_new)
+    # back from the (dim first, flattened) matrix to weight's layout
+    moved = np.moveaxis(w, dim, 0).shape
+    return (np.moveaxis(grad.reshape(moved), 0, dim).astype(w.dtype),)
