@@ -63,3 +63,80 @@ def test_row_norm(benchmark, name, dtype, threads):
     info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
                                    {"torch": torch_s})
     benchmark.extra_info.update(info)
+
+
+# Channel norms on images: batch_norm (training), group_norm(32) and
+# instance_norm, NCHW and channels-last. torch gets the same memory: for NHWC
+# a channels_last tensor over the same (N, H, W, C) buffer.
+IMAGE_SHAPE = (32, 256, 56, 56) if SIZE == "full" else (4, 64, 28, 28)
+
+
+def _image_cases(x, dy, w, b, layout):
+    C = w.shape[0]
+    to_torch = ((lambda a: torch.from_numpy(a)) if layout == "NCHW"
+                else (lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)))
+    tx = to_torch(x).requires_grad_(True)
+    tdy = to_torch(dy)
+    tw, tb = torch.from_numpy(w).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
+    rm, rv = np.zeros(C, x.dtype), np.ones(C, x.dtype)
+    trm, trv = torch.zeros(C, dtype=tw.dtype), torch.ones(C, dtype=tw.dtype)
+    tf = torch.nn.functional
+    torch_fwd = {
+        "batch_norm": lambda: tf.batch_norm(tx, trm, trv, tw, tb, True),
+        "group_norm": lambda: tf.group_norm(tx, 32, tw, tb),
+        "instance_norm": lambda: tf.instance_norm(tx, None, None, tw, tb),
+    }
+    ours_fwd = {
+        "batch_norm": lambda **kw: F.batch_norm(x, rm, rv, w, b, True, layout=layout, **kw),
+        "group_norm": lambda **kw: F.group_norm(x, 32, w, b, layout=layout, **kw),
+        "instance_norm": lambda **kw: F.instance_norm(x, None, None, w, b, layout=layout,
+                                                      **kw),
+    }
+    ours_bwd = {
+        "batch_norm": lambda s: F.batch_norm_backward(dy, x, rm, rv, w, b, True,
+                                                      layout=layout, saved=s),
+        "group_norm": lambda s: F.group_norm_backward(dy, x, 32, w, b, layout=layout,
+                                                      saved=s),
+        "instance_norm": lambda s: F.instance_norm_backward(dy, x, None, None, w, b,
+                                                            layout=layout, saved=s),
+    }
+    cases = {}
+    for op in torch_fwd:
+        cases[op] = (ours_fwd[op], torch_fwd[op], 2)
+        _, saved = ours_fwd[op](return_saved=True)
+        ty = torch_fwd[op]()
+        cases[op + ".backward"] = (
+            (lambda op=op, saved=saved: ours_bwd[op](saved)),
+            (lambda ty=ty: torch.autograd.grad(ty, [tx, tw, tb], tdy, retain_graph=True)), 3)
+    return cases
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("name", ["batch_norm", "batch_norm.backward", "group_norm",
+                                  "group_norm.backward", "instance_norm",
+                                  "instance_norm.backward"])
+def test_channel_norm(benchmark, name, layout, dtype, threads):
+    rng = np.random.default_rng(0)
+    N, C, H, W = IMAGE_SHAPE
+    shape = IMAGE_SHAPE if layout == "NCHW" else (N, H, W, C)
+    x = _benchmarks.make_data(shape, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    ours, theirs, passes = _image_cases(x, dy, w, b, layout)[name]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad() if "backward" not in name else torch.enable_grad():
+            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
+    finally:
+        torch.set_num_threads(previous)
+    with fastnorm.config_context(n_threads=threads):
+        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
+    op, _, direction = name.partition(".")
+    case = _benchmarks.Case(f"{op}[{layout}]{'.' + direction if direction else ''}", None, {},
+                            passes, "copy")
+    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
+                                   {"torch": torch_s})
+    benchmark.extra_info.update(info)

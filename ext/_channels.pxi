@@ -61,6 +61,39 @@ cdef extern from "channels.h":
                              double beta, double k, double* base, double* t,
                              double* dx) noexcept nogil
 
+    void item_forward_float(const float* x, Py_ssize_t C, Py_ssize_t S, Py_ssize_t n0,
+                            Py_ssize_t n_count, Py_ssize_t c0, Py_ssize_t c_count,
+                            const float* w, const float* b, double eps, float* y,
+                            double* mean, double* var) noexcept nogil
+    void item_forward_double(const double* x, Py_ssize_t C, Py_ssize_t S, Py_ssize_t n0,
+                             Py_ssize_t n_count, Py_ssize_t c0, Py_ssize_t c_count,
+                             const double* w, const double* b, double eps, double* y,
+                             double* mean, double* var) noexcept nogil
+    void item_backward_float(const float* dy, const float* x, Py_ssize_t C, Py_ssize_t S,
+                             Py_ssize_t n0, Py_ssize_t n_count, Py_ssize_t c0,
+                             Py_ssize_t c_count, const float* w, double mu, double r,
+                             float* dx, double* sdy, double* sdyx) noexcept nogil
+    void item_backward_double(const double* dy, const double* x, Py_ssize_t C, Py_ssize_t S,
+                              Py_ssize_t n0, Py_ssize_t n_count, Py_ssize_t c0,
+                              Py_ssize_t c_count, const double* w, double mu, double r,
+                              double* dx, double* sdy, double* sdyx) noexcept nogil
+    void sample_forward_nhwc_float(const float* x, Py_ssize_t S, Py_ssize_t C, Py_ssize_t G,
+                                   Py_ssize_t block_rows, const float* w, const float* b,
+                                   double eps, float* y, double* mean, double* var,
+                                   double* scratch) noexcept nogil
+    void sample_forward_nhwc_double(const double* x, Py_ssize_t S, Py_ssize_t C, Py_ssize_t G,
+                                    Py_ssize_t block_rows, const double* w, const double* b,
+                                    double eps, double* y, double* mean, double* var,
+                                    double* scratch) noexcept nogil
+    void sample_backward_nhwc_float(const float* dy, const float* x, Py_ssize_t S,
+                                    Py_ssize_t C, Py_ssize_t G, const float* w,
+                                    const double* mean, const double* rstd, float* dx,
+                                    double* sdy, double* sdyx, double* scratch) noexcept nogil
+    void sample_backward_nhwc_double(const double* dy, const double* x, Py_ssize_t S,
+                                     Py_ssize_t C, Py_ssize_t G, const double* w,
+                                     const double* mean, const double* rstd, double* dx,
+                                     double* sdy, double* sdyx, double* scratch) noexcept nogil
+
 cdef enum:
     # Elements per block: 256 KiB of float64, so that a block stays in the
     # L2 cache between the two passes of the moments.
@@ -296,5 +329,109 @@ def lrn_backward(const floating[:, :, ::1] dY, const floating[:, :, ::1] X, Py_s
                 free(scratch)
             else:
                 failed_p[0] = 1
+    if failed:
+        raise MemoryError()
+
+
+# ---------------------------------------------- fused, in-cache variants ---
+# Statistics and apply in one visit of each item (see channels_impl.h): the
+# NCHW item is n_count samples x c_count channels of X (N, C, S) (batch norm
+# N x 1, group norm 1 x C/G, instance norm 1 x 1); the channels-last item is
+# one sample of X (N, S, C) with G groups. The forward returns each item's
+# mean and biased variance (n-major); the backward takes (mean, rstd).
+# Empty inputs go to the unfused kernels instead.
+
+def fused_forward_nchw(const floating[:, :, ::1] X, Py_ssize_t n_count, Py_ssize_t c_count,
+                       const floating[::1] weight, const floating[::1] bias, double eps,
+                       int n_threads, floating[:, :, ::1] out, double[::1] mean,
+                       double[::1] var):
+    """Normalize each item of X by its own statistics, into out."""
+    cdef Py_ssize_t N = X.shape[0], C = X.shape[1], S = X.shape[2]
+    cdef Py_ssize_t items_c = C // c_count, n_items = (N // n_count) * items_c, i
+    cdef const floating* w = NULL if weight is None else &weight[0]
+    cdef const floating* b = NULL if bias is None else &bias[0]
+    for i in prange(n_items, nogil=True, schedule="static", num_threads=n_threads):
+        if floating is float:
+            item_forward_float(&X[0, 0, 0], C, S, (i // items_c) * n_count, n_count,
+                               (i % items_c) * c_count, c_count, w, b, eps, &out[0, 0, 0],
+                               &mean[i], &var[i])
+        else:
+            item_forward_double(&X[0, 0, 0], C, S, (i // items_c) * n_count, n_count,
+                                (i % items_c) * c_count, c_count, w, b, eps, &out[0, 0, 0],
+                                &mean[i], &var[i])
+
+
+def fused_backward_nchw(const floating[:, :, ::1] dY, const floating[:, :, ::1] X,
+                        Py_ssize_t n_count, Py_ssize_t c_count, const floating[::1] weight,
+                        const double[::1] mean, const double[::1] rstd, int n_threads,
+                        floating[:, :, ::1] dX, double[::1] sdy, double[::1] sdyx):
+    """dX of fused_forward_nchw; sdy/sdyx per (n, c) (n * C + c)."""
+    cdef Py_ssize_t N = X.shape[0], C = X.shape[1], S = X.shape[2]
+    cdef Py_ssize_t items_c = C // c_count, n_items = (N // n_count) * items_c, i
+    cdef const floating* w = NULL if weight is None else &weight[0]
+    for i in prange(n_items, nogil=True, schedule="static", num_threads=n_threads):
+        if floating is float:
+            item_backward_float(&dY[0, 0, 0], &X[0, 0, 0], C, S, (i // items_c) * n_count,
+                                n_count, (i % items_c) * c_count, c_count, w, mean[i],
+                                rstd[i], &dX[0, 0, 0], &sdy[0], &sdyx[0])
+        else:
+            item_backward_double(&dY[0, 0, 0], &X[0, 0, 0], C, S, (i // items_c) * n_count,
+                                 n_count, (i % items_c) * c_count, c_count, w, mean[i],
+                                 rstd[i], &dX[0, 0, 0], &sdy[0], &sdyx[0])
+
+
+def fused_forward_nhwc(const floating[:, :, ::1] X, Py_ssize_t G, const floating[::1] weight,
+                       const floating[::1] bias, double eps, int n_threads,
+                       floating[:, :, ::1] out, double[:, ::1] mean, double[:, ::1] var):
+    """Normalize each sample of channels-last X (N, S, C) per group of C/G channels."""
+    cdef Py_ssize_t N = X.shape[0], S = X.shape[1], C = X.shape[2], n
+    cdef Py_ssize_t rows = _block_rows(S, C)
+    cdef const floating* w = NULL if weight is None else &weight[0]
+    cdef const floating* b = NULL if bias is None else &bias[0]
+    cdef double* scratch
+    cdef int failed = 0
+    cdef int* failed_p = &failed  # written through a pointer: shared by the threads
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=n_threads):
+            scratch = <double*> malloc(6 * C * sizeof(double))
+            if scratch == NULL:
+                failed_p[0] = 1
+            else:
+                if floating is float:
+                    sample_forward_nhwc_float(&X[n, 0, 0], S, C, G, rows, w, b, eps,
+                                              &out[n, 0, 0], &mean[n, 0], &var[n, 0], scratch)
+                else:
+                    sample_forward_nhwc_double(&X[n, 0, 0], S, C, G, rows, w, b, eps,
+                                               &out[n, 0, 0], &mean[n, 0], &var[n, 0], scratch)
+                free(scratch)
+    if failed:
+        raise MemoryError()
+
+
+def fused_backward_nhwc(const floating[:, :, ::1] dY, const floating[:, :, ::1] X, Py_ssize_t G,
+                        const floating[::1] weight, const double[:, ::1] mean,
+                        const double[:, ::1] rstd, int n_threads, floating[:, :, ::1] dX,
+                        double[:, ::1] sdy, double[:, ::1] sdyx):
+    """dX of fused_forward_nhwc; sdy/sdyx per (n, c)."""
+    cdef Py_ssize_t N = X.shape[0], S = X.shape[1], C = X.shape[2], n
+    cdef const floating* w = NULL if weight is None else &weight[0]
+    cdef double* scratch
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=n_threads):
+            scratch = <double*> malloc(4 * C * sizeof(double))
+            if scratch == NULL:
+                failed_p[0] = 1
+            else:
+                if floating is float:
+                    sample_backward_nhwc_float(&dY[n, 0, 0], &X[n, 0, 0], S, C, G, w,
+                                               &mean[n, 0], &rstd[n, 0], &dX[n, 0, 0],
+                                               &sdy[n, 0], &sdyx[n, 0], scratch)
+                else:
+                    sample_backward_nhwc_double(&dY[n, 0, 0], &X[n, 0, 0], S, C, G, w,
+                                                &mean[n, 0], &rstd[n, 0], &dX[n, 0, 0],
+                                                &sdy[n, 0], &sdyx[n, 0], scratch)
+                free(scratch)
     if failed:
         raise MemoryError()

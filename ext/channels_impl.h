@@ -236,3 +236,169 @@ static void FASTNORM_FN(lrn_backward)(
         }
     }
 }
+
+/* ---- fused, in-cache kernels: statistics and apply in one visit ------------
+ *
+ * NCHW: x is (N, C, S), each (n, c) a contiguous segment of S values. An item
+ * is the set of segments that share statistics: n_count samples from n0
+ * times c_count channels from c0 (instance norm 1 x 1, group norm 1 x C/G,
+ * batch norm N x 1). Its segments are read twice, the second time from
+ * cache when the item fits there. w and b (per channel) may be NULL. */
+
+static void FASTNORM_FN(item_forward)(
+        const T *restrict x, Py_ssize_t C, Py_ssize_t S, Py_ssize_t n0, Py_ssize_t n_count,
+        Py_ssize_t c0, Py_ssize_t c_count, const T *restrict w, const T *restrict b,
+        double eps, T *restrict y, double *mean_out, double *var_out)
+{
+    Py_ssize_t n, c, s, count = n_count * c_count * S;
+    double sum = 0.0, mu, q = 0.0, dev = 0.0, r;
+    for (n = n0; n < n0 + n_count; n++)
+        for (c = c0; c < c0 + c_count; c++) {
+            const T *restrict seg = x + (n * C + c) * S;
+            double t = 0.0;
+            for (s = 0; s < S; s++)
+                t += seg[s];
+            sum += t;
+        }
+    mu = sum / count;
+    for (n = n0; n < n0 + n_count; n++)
+        for (c = c0; c < c0 + c_count; c++) {
+            const T *restrict seg = x + (n * C + c) * S;
+            double tq = 0.0, td = 0.0;
+            for (s = 0; s < S; s++) {
+                double d = (double)seg[s] - mu;
+                tq += d * d;
+                td += d;
+            }
+            q += tq;
+            dev += td;
+        }
+    /* corrected two-pass: the deviations' sum repairs the mean */
+    mu += dev / count;
+    q -= dev * dev / count;
+    r = 1.0 / sqrt(q / count + eps);
+    *mean_out = mu;
+    *var_out = q / count;
+    for (n = n0; n < n0 + n_count; n++)
+        for (c = c0; c < c0 + c_count; c++) {
+            const T *restrict seg = x + (n * C + c) * S;
+            T *restrict out = y + (n * C + c) * S;
+            double scale = w ? r * w[c] : r, offset = b ? (double)b[c] : 0.0;
+            for (s = 0; s < S; s++)
+                out[s] = (T)(((double)seg[s] - mu) * scale + offset);
+        }
+}
+
+/* item_forward also returns the item's (mean, biased variance): the caller
+ * computes r = 1 / sqrt(var + eps) exactly as the kernel did.
+ *
+ * Backward of item_forward given its (mu, r): dx of every segment, and the
+ * per-(n, c) sums sdy = sum dy and sdyx = sum dy * (x - mu) (for the weight
+ * and bias gradients), indexed n * C + c. */
+static void FASTNORM_FN(item_backward)(
+        const T *restrict dy, const T *restrict x, Py_ssize_t C, Py_ssize_t S,
+        Py_ssize_t n0, Py_ssize_t n_count, Py_ssize_t c0, Py_ssize_t c_count,
+        const T *restrict w, double mu, double r, T *restrict dx,
+        double *restrict sdy, double *restrict sdyx)
+{
+    Py_ssize_t n, c, s, count = n_count * c_count * S;
+    double sum_g = 0.0, sum_gx = 0.0, q, o;
+    for (n = n0; n < n0 + n_count; n++)
+        for (c = c0; c < c0 + c_count; c++) {
+            const T *restrict g = dy + (n * C + c) * S, *restrict seg = x + (n * C + c) * S;
+            double a = 0.0, bsum = 0.0, wc = w ? (double)w[c] : 1.0;
+            for (s = 0; s < S; s++) {
+                a += g[s];
+                bsum += (double)g[s] * ((double)seg[s] - mu);
+            }
+            sdy[n * C + c] = a;
+            sdyx[n * C + c] = bsum;
+            sum_g += wc * a;
+            sum_gx += wc * bsum;
+        }
+    q = -r * r * r * sum_gx / count;
+    o = -r * sum_g / count;
+    for (n = n0; n < n0 + n_count; n++)
+        for (c = c0; c < c0 + c_count; c++) {
+            const T *restrict g = dy + (n * C + c) * S, *restrict seg = x + (n * C + c) * S;
+            T *restrict out = dx + (n * C + c) * S;
+            double p = w ? r * w[c] : r;
+            for (s = 0; s < S; s++)
+                out[s] = (T)((double)g[s] * p + ((double)seg[s] - mu) * q + o);
+        }
+}
+
+/* Channels-last: one sample x (S, C), normalized per group of C / G
+ * consecutive channels (instance norm: G = C). scratch holds 6 * C doubles.
+ * The sample is read twice; the second time from the last-level cache when
+ * it fits there. */
+static void FASTNORM_FN(sample_forward_nhwc)(
+        const T *restrict x, Py_ssize_t S, Py_ssize_t C, Py_ssize_t G,
+        Py_ssize_t block_rows, const T *restrict w, const T *restrict b, double eps,
+        T *restrict y, double *restrict mean_out, double *restrict var_out,
+        double *restrict scratch)
+{
+    double *mean = scratch, *m2 = scratch + C, *bmean = scratch + 2 * C,
+           *bm2 = scratch + 3 * C, *shift = scratch + 4 * C, *scale = scratch + 5 * C;
+    Py_ssize_t r0, c, g, size = C / G;
+    /* per-column moments: in-cache blocks merged in order (Chan) */
+    for (r0 = 0; r0 < S; r0 += block_rows) {
+        Py_ssize_t rows = S - r0 < block_rows ? S - r0 : block_rows;
+        FASTNORM_FN(block_moments)(x + r0 * C, rows, C, r0 ? bmean : mean, r0 ? bm2 : m2);
+        if (r0) {
+            double n_a = (double)r0, n_b = (double)rows, n = n_a + n_b;
+            for (c = 0; c < C; c++) {
+                double delta = bmean[c] - mean[c];
+                mean[c] += delta * (n_b / n);
+                m2[c] += bm2[c] + delta * delta * (n_a * (n_b / n));
+            }
+        }
+    }
+    /* per group: merge its columns (equal counts S) */
+    for (g = 0; g < G; g++) {
+        double mu = 0.0, q = 0.0, r;
+        for (c = g * size; c < (g + 1) * size; c++)
+            mu += mean[c];
+        mu /= size;
+        for (c = g * size; c < (g + 1) * size; c++)
+            q += m2[c] + S * (mean[c] - mu) * (mean[c] - mu);
+        r = 1.0 / sqrt(q / ((double)S * size) + eps);
+        mean_out[g] = mu;
+        var_out[g] = q / ((double)S * size);
+        for (c = g * size; c < (g + 1) * size; c++) {
+            shift[c] = mu;
+            scale[c] = w ? r * w[c] : r;
+            bmean[c] = b ? (double)b[c] : 0.0;  /* the offsets */
+        }
+    }
+    FASTNORM_FN(block_affine)(x, S, C, shift, scale, bmean, y);
+}
+
+/* Backward of sample_forward_nhwc given the per-group (mean, rstd): dx, and
+ * the per-channel sdy, sdyx (shift: the group mean). scratch: 4 * C doubles. */
+static void FASTNORM_FN(sample_backward_nhwc)(
+        const T *restrict dy, const T *restrict x, Py_ssize_t S, Py_ssize_t C, Py_ssize_t G,
+        const T *restrict w, const double *restrict mean, const double *restrict rstd,
+        T *restrict dx, double *restrict sdy, double *restrict sdyx, double *restrict scratch)
+{
+    double *shift = scratch, *p = scratch + C, *q = scratch + 2 * C, *o = scratch + 3 * C;
+    Py_ssize_t c, g, size = C / G;
+    double count = (double)S * size;
+    for (c = 0; c < C; c++)
+        shift[c] = mean[c / size];
+    FASTNORM_FN(block_dot_sums)(dy, x, S, C, shift, sdy, sdyx);
+    for (g = 0; g < G; g++) {
+        double sum_g = 0.0, sum_gx = 0.0, r = rstd[g];
+        for (c = g * size; c < (g + 1) * size; c++) {
+            double wc = w ? (double)w[c] : 1.0;
+            sum_g += wc * sdy[c];
+            sum_gx += wc * sdyx[c];
+        }
+        for (c = g * size; c < (g + 1) * size; c++) {
+            p[c] = w ? r * w[c] : r;
+            q[c] = -r * r * r * sum_gx / count;
+            o[c] = -r * sum_g / count;
+        }
+    }
+    FASTNORM_FN(block_backward)(dy, x, S, C, shift, p, q, o, dx);
+}

@@ -269,3 +269,52 @@ def lrn_backward(dY3, X3, size, alpha, beta, k):
     _channels.lrn_backward(dY3, X3, size, alpha, beta, k,
                            effective_n_threads(2 * X3.nbytes), dX)
     return dX
+
+
+# Fused variants (statistics and apply in one visit of an item that fits in
+# cache): NCHW items of n_count samples x c_count channels, channels-last
+# items of one sample with G groups. See ext/_channels.pxi.
+
+def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps):
+    """(out, mean, var): the biased variance; per item, float64, n-major."""
+    N, C, _ = X3.shape
+    n_items = (N // n_count) * (C // c_count)
+    out = np.empty_like(X3)
+    mean, var = np.empty(n_items), np.empty(n_items)
+    _channels.fused_forward_nchw(X3, n_count, c_count, weight, bias, eps,
+                                 effective_n_threads(X3.nbytes), out, mean, var)
+    return out, mean, var
+
+
+def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd):
+    """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
+    N, C, _ = X3.shape
+    dX = np.empty_like(X3)
+    sdy, sdyx = np.empty(N * C), np.empty(N * C)
+    _channels.fused_backward_nchw(dY3, X3, n_count, c_count, weight,
+                                  np.ascontiguousarray(mean, dtype=np.float64).reshape(-1),
+                                  np.ascontiguousarray(rstd, dtype=np.float64).reshape(-1),
+                                  effective_n_threads(2 * X3.nbytes), dX, sdy, sdyx)
+    return dX, sdy.reshape(N, C), sdyx.reshape(N, C)
+
+
+def fused_forward_nhwc(X3, G, weight, bias, eps):
+    """(out, mean, var) of channels-last X3 (N, S, C); mean/var (N, G)."""
+    N = X3.shape[0]
+    out = np.empty_like(X3)
+    mean, var = np.empty((N, G)), np.empty((N, G))
+    _channels.fused_forward_nhwc(X3, G, weight, bias, eps, effective_n_threads(X3.nbytes),
+                                 out, mean, var)
+    return out, mean, var
+
+
+def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd):
+    """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
+    N, _, C = X3.shape
+    dX = np.empty_like(X3)
+    sdy, sdyx = np.empty((N, C)), np.empty((N, C))
+    _channels.fused_backward_nhwc(dY3, X3, G, weight,
+                                  np.ascontiguousarray(mean, dtype=np.float64),
+                                  np.ascontiguousarray(rstd, dtype=np.float64),
+                                  effective_n_threads(2 * X3.nbytes), dX, sdy, sdyx)
+    return dX, sdy, sdyx

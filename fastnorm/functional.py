@@ -264,6 +264,48 @@ class _Channels:
                                    self.coef(q), self.coef(r))
         return dx.reshape(self.shape)
 
+    # The fused kernels visit each item (the values that share statistics)
+    # once, statistics then apply, while it is in cache: NCHW channels long
+    # enough for the segment loops to vectorize, or channels-last samples.
+    # Channels-last batch norm has no cache-sized item: it stays unfused.
+    MIN_FUSED_SEGMENT = 32
+
+    def fusable(self, batch=False):
+        if self.N * self.C * self.S == 0 or len(self.shape) == 2:
+            return False
+        if self.channels_last:
+            return not batch
+        return self.S >= self.MIN_FUSED_SEGMENT
+
+    def _nchw(self, a):
+        return np.ascontiguousarray(a).reshape(self.N, self.C, self.S)
+
+    def fused_forward(self, G, w, b, eps, batch=False):
+        """(out, mean, biased var): statistics per channel (C,) for batch
+        norm, per (sample, group) (N, G) otherwise."""
+        from . import _cpu
+        if self.channels_last:
+            out, mean, var = _cpu.fused_forward_nhwc(self.X3, G, w, b, eps)
+        else:
+            n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
+            out, mean, var = _cpu.fused_forward_nchw(self._nchw(self.X3), n_count, c_count,
+                                                     w, b, eps)
+            if not batch:
+                mean, var = mean.reshape(self.N, G), var.reshape(self.N, G)
+        return out.reshape(self.shape), mean, var
+
+    def fused_backward(self, dy, G, w, mean, rstd, batch=False):
+        """(dx, sdy, sdyx) of fused_forward, the sums per (sample, channel)
+        with the item mean as shift."""
+        from . import _cpu
+        if self.channels_last:
+            dx, sdy, sdyx = _cpu.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd)
+        else:
+            n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
+            dx, sdy, sdyx = _cpu.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
+                                                     n_count, c_count, w, mean, rstd)
+        return dx.reshape(self.shape), sdy, sdyx
+
 
 def _merge(mean, m2, count, axis):
     """Chan's merge of equal-count moments along `axis`: (mean, M2)."""
@@ -272,7 +314,7 @@ def _merge(mean, m2, count, axis):
         axis=axis, keepdims=True)
 
 
-def _channel_param(p, name, C, dtype):
+def _channel_param(p, name, C, dtype, contiguous=True):
     """weight/bias/running statistics: None, or a 1-D array of length C."""
     if p is None:
         return None
@@ -282,12 +324,12 @@ def _channel_param(p, name, C, dtype):
                          f"got {arr.shape}")
     if arr.dtype != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
-    return arr
+    return np.ascontiguousarray(arr) if contiguous else arr
 
 
 def _running(p, name, C, dtype):
     """A running statistic, updated in place: a writable NumPy array."""
-    arr = _channel_param(p, name, C, dtype)
+    arr = _channel_param(p, name, C, dtype, contiguous=False)
     if arr is not None and not (isinstance(p, np.ndarray) and p.flags.writeable):
         raise TypeError(f"{name} is updated in place: it must be a writable NumPy array")
     return arr
@@ -366,17 +408,22 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     factor = _momentum(momentum, num_batches_tracked) if training and rm is not None else 0
     if training:
         count = ch.N * ch.S
+        out = None
         if count == 0:
             mean = var = np.full(ch.C, np.nan)
+        elif ch.fusable(batch=True):
+            out, mean, var = ch.fused_forward(None, w, b, eps, batch=True)
         else:
             mean, var = _batch_stats(ch)
-            if rm is not None:
-                rm[...] = (1 - factor) * rm + factor * mean
-                rv[...] = (1 - factor) * rv + factor * var * (count / (count - 1))
+        if rm is not None and count > 0:
+            rm[...] = (1 - factor) * rm + factor * mean
+            rv[...] = (1 - factor) * rv + factor * var * (count / (count - 1))
     else:
+        out = None
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
     rstd = 1.0 / np.sqrt(var + eps)
-    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+    if out is None:
+        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -400,6 +447,9 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         rstd = 1.0 / np.sqrt(var + eps)
     else:
         mean, rstd = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+    if training and ch.fusable(batch=True):
+        dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True)
+        return (dx,) + _param_grads(w, b, rstd * sdyx.sum(axis=0), sdy.sum(axis=0), x.dtype)
     wd = _ones_if_none(w, ch.C)
     sdy, sdyx = ch.dot_sums(dy, mean)
     sdy, sdyx = sdy.sum(axis=0), sdyx.sum(axis=0)
@@ -423,11 +473,28 @@ def _group_stats(ch, G):
     return mean[..., 0], m2[..., 0] / (size * ch.S)
 
 
+def _group_forward(ch, G, w, b, eps):
+    """(out, mean, biased var) of the per-(sample, group) normalization;
+    statistics (N, G)."""
+    if ch.fusable():
+        return ch.fused_forward(G, w, b, eps)
+    mean, var = _group_stats(ch, G)
+    rstd = 1.0 / np.sqrt(var + eps)
+    size = ch.C // G
+    out = ch.affine(np.repeat(mean, size, axis=1),
+                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C),
+                    _zeros_if_none(b, ch.C))
+    return out, mean, var
+
+
 def _group_backward(ch, dy, G, mean, rstd, w):
     """(dx, dw, db) of the per-(sample, group) normalization with
     statistics (mean, rstd) (N, G) and per-channel weight w (or None)."""
     size = ch.C // G
     expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
+    if ch.fusable():
+        dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd)
+        return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
     wd = _ones_if_none(w, ch.C)
     sdy, sdyx = ch.dot_sums(dy, expand(mean))
     count = size * ch.S
@@ -457,12 +524,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, layout="N
     """Group normalization, as torch.nn.functional.group_norm; the saved
     statistics are per (sample, group), shape (N, num_groups)."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
-    mean, var = _group_stats(ch, G)
+    out, mean, var = _group_forward(ch, G, w, b, eps)
     rstd = 1.0 / np.sqrt(var + eps)
-    size = ch.C // G
-    out = ch.affine(np.repeat(mean, size, axis=1),
-                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C),
-                    _zeros_if_none(b, ch.C))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -513,16 +576,16 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     x, ch, rm, rv, w, b, eps = _instance_norm_args(input, running_mean, running_var, weight,
                                                    bias, use_input_stats, eps, layout)
     if use_input_stats:
-        mean, var = _group_stats(ch, ch.C)
+        out, mean, var = _group_forward(ch, ch.C, w, b, eps)
+        rstd = 1.0 / np.sqrt(var + eps)
         if rm is not None and ch.N > 0:
             m = _momentum(momentum, None)
             rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
             rv[...] = (1 - m) * rv + m * (var * (ch.S / (ch.S - 1))).mean(axis=0)
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
-        var = np.broadcast_to(rv.astype(np.float64), (ch.N, ch.C))
-    rstd = 1.0 / np.sqrt(var + eps)
-    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+        rstd = np.broadcast_to(1.0 / np.sqrt(rv.astype(np.float64) + eps), (ch.N, ch.C))
+        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -774,7 +837,7 @@ def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
         d_norm = np.sign(xd) * hit / np.maximum(hit.sum(axis=1, keepdims=True), 1)
     else:
         # sign(x) |x|^(p-1) / norm^(p-1), 0 where x is 0 (as torch, also for p < 1)
-        scale = np.divide(1.0, norm ** (p - 1), out=np.zeros_like(norm), where=norm > 0)
+        scale = np.power(norm, 1 - p, out=np.zeros_like(norm), where=norm > 0)
         pow_ = np.power(ax, p - 1, out=np.zeros_like(ax), where=ax > 0)
         d_norm = np.sign(xd) * pow_ * scale[:, None, :]
     dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
