@@ -28,26 +28,42 @@ static void FASTNORM_FN(block_moments)(
         m2[0] = q - d_sum * d_sum / rows;
         return;
     }
-    for (j = 0; j < cols; j++) {
+    /* the provisional mean, four rows per sweep (summed in T: the second
+     * pass corrects it exactly) */
+    for (j = 0; j < cols; j++)
         mean[j] = 0.0;
-        m2[j] = 0.0;
+    for (i = 0; i + 4 <= rows; i += 4) {
+        const T *restrict xi = x + i * cols;
+        for (j = 0; j < cols; j++)
+            mean[j] += (double)((xi[j] + xi[j + cols]) + (xi[j + 2 * cols] + xi[j + 3 * cols]));
     }
-    for (i = 0; i < rows; i++)
+    for (; i < rows; i++)
         for (j = 0; j < cols; j++)
             mean[j] += x[i * cols + j];
-    for (j = 0; j < cols; j++)
+    for (j = 0; j < cols; j++) {
         mean[j] /= rows;
+        m2[j] = 0.0;
+    }
     {
-        /* m2 holds the squared deviations; the deviations' sum (here in a
-         * second accumulator per column, kept on the stack in chunks) repairs
-         * the provisional mean. */
+        /* squared deviations, four rows per sweep; their plain sum (kept on
+         * the stack for 64 columns at a time) repairs the provisional mean */
         double dev[64];
         Py_ssize_t j0, j1;
         for (j0 = 0; j0 < cols; j0 += 64) {
             j1 = j0 + 64 < cols ? j0 + 64 : cols;
             for (j = j0; j < j1; j++)
                 dev[j - j0] = 0.0;
-            for (i = 0; i < rows; i++) {
+            for (i = 0; i + 4 <= rows; i += 4) {
+                const T *restrict xi = x + i * cols;
+                for (j = j0; j < j1; j++) {
+                    double c = mean[j];
+                    double d0 = (double)xi[j] - c, d1 = (double)xi[j + cols] - c;
+                    double d2 = (double)xi[j + 2 * cols] - c, d3 = (double)xi[j + 3 * cols] - c;
+                    m2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+                    dev[j - j0] += (d0 + d1) + (d2 + d3);
+                }
+            }
+            for (; i < rows; i++) {
                 const T *restrict xi = x + i * cols;
                 for (j = j0; j < j1; j++) {
                     double d = (double)xi[j] - mean[j];
