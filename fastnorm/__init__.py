@@ -2,12 +2,14 @@
 
 Two dialects over one set of multithreaded kernels:
 ``fastnorm.preprocessing`` speaks scikit-learn's (``StandardScaler``,
-``scale``, ...), ``fastnorm.functional`` PyTorch's (``layer_norm``,
-``rms_norm`` and their backward), and ``fastnorm.stats`` gives the mergeable
-statistics every fit is built on.
+``scale``, ...), ``fastnorm.functional`` PyTorch's (``batch_norm``,
+``layer_norm``, ``group_norm``, ... and their backward) with stateful
+``fastnorm.layers``, and ``fastnorm.stats`` gives the mergeable statistics
+every fit is built on.
 """
-from . import functional, preprocessing, stats
+from . import functional, layers, preprocessing, stats
 from ._config import config_context, get_config, set_config
 
 __version__ = "0.1.0"
-__all__ = ["functional", "preprocessing", "stats", "config_context", "get_config", "set_config"]
+__all__ = ["functional", "layers", "preprocessing", "stats", "config_context", "get_config",
+           "set_config"]
