@@ -12,6 +12,9 @@ only the passes over the data are replaced:
   float64 and written straight into the output (no copy-then-modify), which
   also spots infinities on the way.
 
+Dask arrays and DataFrames are fitted chunk by chunk where they live and
+transformed lazily (see `fastnorm._dask`); RobustScaler cannot fit them.
+
 Input validation goes through scikit-learn's ``validate_data`` except the
 finiteness scan of dense input, which fastnorm's own passes do for free;
 errors carry scikit-learn's messages. Sparse CSR/CSC input runs on
@@ -26,7 +29,7 @@ import sklearn.preprocessing as skp
 from sklearn.base import _fit_context
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import _cpu, stats
+from . import _cpu, _dask, stats
 
 __all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
 
@@ -103,6 +106,24 @@ def _scale_sparse_cols(X, copy, factor):
     return type(X)((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
 
 
+def _fit_min_max(estimator, X, reset):
+    """Per-feature NaN-ignoring (min, max, count), the number of rows and the
+    float dtype of dense (NumPy or Dask) X; ValueError on an infinity."""
+    if _dask.is_dask_collection(X):
+        X, columns = _dask.as_dask_array(X)
+        _dask.check_features(estimator, X, columns, reset=reset)
+        mn, mx, count, n_rows = _dask.chunk_min_max(X)
+        dtype = _dask.float_dtype(X.dtype)
+    else:
+        X = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES,
+                          ensure_all_finite=False)
+        mn, mx, count = _cpu.min_max(X, 0)
+        n_rows, dtype = X.shape[0], X.dtype
+    if np.isposinf(mx).any() or np.isneginf(mn).any():
+        raise ValueError(f"Input X contains infinity or a value too large for {dtype!r}.")
+    return mn, mx, count, n_rows, dtype
+
+
 def _is_constant_feature(var, mean, n_samples):
     """scikit-learn's test for a variance that is only rounding noise."""
     eps = np.finfo(np.float64).eps
@@ -140,20 +161,19 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
         first_call = not hasattr(self, "n_samples_seen_")
+        if _dask.is_dask_collection(X):
+            return self._partial_fit_dask(X, sample_weight, first_call)
         sparse = sp.issparse(X)
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=first_call,
                           accept_sparse=("csr", "csc"),
                           # sparse: scikit-learn's scan of X.data is cheap
                           ensure_all_finite="allow-nan" if sparse else False)
-        n_features = X.shape[1]
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                                  ensure_non_negative=True)
         if sparse and self.with_mean:
             raise ValueError("Cannot center sparse matrices: pass `with_mean=False` "
                              "instead. See docstring for motivation and alternatives.")
-        seen = np.zeros(n_features) if first_call else np.broadcast_to(
-            np.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
 
         if sparse:
             count, mean, m2 = _cpu.sparse_col_moments(_canonical(X), sample_weight)
@@ -162,17 +182,36 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
             mn, mx, count = _cpu.min_max(X, 0)
             if np.isposinf(mx).any() or np.isneginf(mn).any():
                 raise _inf_error(X)
+            mean = m2 = None
         else:
             m = stats.moments(X, axis=0, sample_weight=sample_weight, ignore_nan=True)
             if not np.isfinite(m.mean[m.count > 0]).all():
                 _raise_if_inf(X)
             count, mean, m2 = m.count, m.mean, m.m2
+        return self._merge_moments(first_call, count, mean, m2, X.dtype, sparse,
+                                   weighted=sample_weight is not None)
 
+    def _partial_fit_dask(self, X, sample_weight, first_call):
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported with Dask input")
+        X, columns = _dask.as_dask_array(X)
+        _dask.check_features(self, X, columns, reset=first_call)
+        count, mean, m2 = _dask.chunk_moments(X)
+        dtype = _dask.float_dtype(X.dtype)
+        if not np.isfinite(mean[count > 0]).all():  # NaNs are skipped: this is an inf
+            raise ValueError(f"Input X contains infinity or a value too large for {dtype!r}.")
+        return self._merge_moments(first_call, count, mean, m2, dtype, sparse=False,
+                                   weighted=False)
+
+    def _merge_moments(self, first_call, count, mean, m2, dtype, sparse, weighted):
+        """Fold this batch's per-feature (count, mean, M2) into the fitted state."""
+        n_features = count.shape[0]
+        seen = np.zeros(n_features) if first_call else np.broadcast_to(
+            np.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
         if not self.with_mean and not self.with_std:
             # as scikit-learn: non-NaN values, weighted only for sparse input
             self.mean_ = self.var_ = self.scale_ = None
-            dtype = np.int64 if sample_weight is None else X.dtype
-            self._set_n_samples_seen((seen + count).astype(dtype))
+            self._set_n_samples_seen((seen + count).astype(dtype if weighted else np.int64))
             return self
 
         m2_seen = np.zeros(n_features) if first_call or self.var_ is None \
@@ -184,7 +223,7 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
         with np.errstate(invalid="ignore", divide="ignore"):
             self.mean_ = np.where(total.count > 0, total.mean, np.nan)
             self.var_ = total.m2 / total.count if self.with_std else None
-        self._set_n_samples_seen(total.count.astype(X.dtype) if sparse else total.count)
+        self._set_n_samples_seen(total.count.astype(dtype) if sparse else total.count)
         if self.with_std:
             constant_mask = _is_constant_feature(self.var_, self.mean_, self.n_samples_seen_)
             self.scale_ = _zero_scale_to_one(np.sqrt(self.var_), constant_mask)
@@ -197,6 +236,8 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
         self.n_samples_seen_ = count[0] if count.max() == count.min() else count
 
     def transform(self, X, copy=None):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
         X, out = _validated(self, X, reset=False, copy=copy, accept_sparse="csr")
@@ -210,6 +251,8 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
         return _affine(X, out, shift=shift, scale=scale)
 
     def inverse_transform(self, X, copy=None):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
         X, out = _validated(None, X, reset=False, copy=copy, accept_sparse="csr")
@@ -241,22 +284,18 @@ class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
             raise TypeError("MinMaxScaler does not support sparse input. "
                             "Consider using MaxAbsScaler instead.")
         first_pass = not hasattr(self, "n_samples_seen_")
-        X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
-                          ensure_all_finite=False)
-        mn, mx, count = _cpu.min_max(X, 0)
-        if np.isposinf(mx).any() or np.isneginf(mn).any():
-            raise _inf_error(X)
+        mn, mx, count, n_rows, dtype = _fit_min_max(self, X, first_pass)
         with np.errstate(invalid="ignore"):
-            data_min = np.where(count > 0, mn, np.nan).astype(X.dtype)
-            data_max = np.where(count > 0, mx, np.nan).astype(X.dtype)
+            data_min = np.where(count > 0, mn, np.nan).astype(dtype)
+            data_max = np.where(count > 0, mx, np.nan).astype(dtype)
         if first_pass:
-            self.n_samples_seen_ = X.shape[0]
+            self.n_samples_seen_ = n_rows
         else:
             data_min = np.minimum(self.data_min_, data_min)
             data_max = np.maximum(self.data_max_, data_max)
-            self.n_samples_seen_ += X.shape[0]
+            self.n_samples_seen_ += n_rows
         data_range = data_max - data_min
-        lo, hi = np.asarray(lo, dtype=X.dtype), np.asarray(hi, dtype=X.dtype)
+        lo, hi = np.asarray(lo, dtype=dtype), np.asarray(hi, dtype=dtype)
         self.scale_ = (hi - lo) / _zero_scale_to_one(data_range)
         self.min_ = lo - data_min * self.scale_
         self.data_min_ = data_min
@@ -265,6 +304,8 @@ class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
         return self
 
     def transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy)
         _affine(X, out, scale=self.scale_.astype(X.dtype), offset=self.min_.astype(X.dtype))
@@ -273,6 +314,8 @@ class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
         return out
 
     def inverse_transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy)
         scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64)
@@ -289,29 +332,28 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         first_pass = not hasattr(self, "n_samples_seen_")
-        sparse = sp.issparse(X)
-        X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
-                          accept_sparse=("csr", "csc"),
-                          ensure_all_finite="allow-nan" if sparse else False)
-        if sparse:
+        if sp.issparse(X):
+            X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
+                              accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan")
             max_abs = _cpu.sparse_col_max_abs(_canonical(X)).astype(X.dtype)
+            n_rows = X.shape[0]
         else:
-            mn, mx, count = _cpu.min_max(X, 0)
-            if np.isposinf(mx).any() or np.isneginf(mn).any():
-                raise _inf_error(X)
+            mn, mx, count, n_rows, dtype = _fit_min_max(self, X, first_pass)
             with np.errstate(invalid="ignore"):
                 max_abs = np.where(count > 0, np.maximum(np.abs(mn), np.abs(mx)),
-                                   np.nan).astype(X.dtype)
+                                   np.nan).astype(dtype)
         if first_pass:
-            self.n_samples_seen_ = X.shape[0]
+            self.n_samples_seen_ = n_rows
         else:
             max_abs = np.maximum(self.max_abs_, max_abs)
-            self.n_samples_seen_ += X.shape[0]
+            self.n_samples_seen_ += n_rows
         self.max_abs_ = max_abs
         self.scale_ = _zero_scale_to_one(max_abs)
         return self
 
     def transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -327,6 +369,8 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
         return out
 
     def inverse_transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -344,6 +388,12 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
+        if _dask.is_dask_collection(X):
+            raise NotImplementedError(
+                "RobustScaler needs exact per-feature quantiles, which Dask chunks cannot "
+                "merge exactly: fit it on a NumPy array (X.compute(), when it fits in "
+                "memory), or scale Dask input with StandardScaler, MinMaxScaler or "
+                "MaxAbsScaler. A fitted RobustScaler transforms Dask input lazily.")
         sparse = sp.issparse(X)
         X = validate_data(self, X, dtype=FLOAT_DTYPES, accept_sparse="csc",
                           ensure_all_finite="allow-nan" if sparse else False)
@@ -371,6 +421,8 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
         return self
 
     def transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -382,6 +434,8 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
         return _affine(X, out, shift=shift, scale=scale)
 
     def inverse_transform(self, X):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -399,7 +453,16 @@ class Normalizer(_NumPyInput, skp.Normalizer):
     fastnorm's fused one-sweep row kernel.
     """
 
+    def fit(self, X, y=None):
+        if _dask.is_dask_collection(X):  # stateless: only the feature bookkeeping
+            X, columns = _dask.as_dask_array(X)
+            _dask.check_features(self, X, columns, reset=True)
+            return self
+        return super().fit(X, y)
+
     def transform(self, X, copy=None):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
         copy = copy if copy is not None else self.copy
         if sp.issparse(X):
             X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,

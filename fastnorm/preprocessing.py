@@ -29,7 +29,8 @@ from ._validation import (
 )
 
 __all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
-           "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
+           "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer",
+           "partial_fit_chunks"]
 
 
 def _handle_zeros_in_scale(scale, dtype, scalar):
@@ -207,7 +208,9 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     return (Y, norms) if return_norm else Y
 
 
-# The transformer classes (scikit-learn's estimators on these kernels).
+# The transformer classes (scikit-learn's estimators on these kernels), and
+# out-of-core fitting with them.
+from ._chunked import partial_fit_chunks  # noqa: E402
 from ._scalers import (  # noqa: E402
     MaxAbsScaler,
     MinMaxScaler,

@@ -10,10 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _dask
 from ._validation import as_float_array, check_axis, check_bool, check_sample_weight
 
-__all__ = ["Moments", "MinMax", "moments", "min_max", "max_abs", "quantiles"]
+__all__ = ["Moments", "MinMax", "moments", "channel_moments", "min_max", "max_abs",
+           "quantiles"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,12 @@ def moments(X, axis=0, sample_weight=None, ignore_nan=False):
     sample_weight : one non-negative weight per element along `axis`.
     ignore_nan : skip NaNs (as np.nanmean/np.nanvar); otherwise a NaN makes
         its column's mean and m2 NaN. Infinities are kept, as in NumPy.
+
+    A 2-D Dask array (axis=0, no sample_weight) is reduced chunk by chunk
+    where it lives, the chunks' moments merged in a tree of Dask tasks.
     """
+    if _dask.is_dask_collection(X):
+        return _dask_moments(X, axis, sample_weight, ignore_nan)
     X2, axis, ndim = _prepare(X, axis)
     ignore_nan = check_bool(ignore_nan, "ignore_nan")
     w = check_sample_weight(sample_weight, X2.shape[axis])
@@ -91,6 +97,40 @@ def moments(X, axis=0, sample_weight=None, ignore_nan=False):
     count, mean, m2 = ops.moments(X2, axis, w, ignore_nan)
     mean[count == 0] = np.nan
     return Moments(*(_squeeze(a, ndim) for a in (count, mean, m2)))
+
+
+def _dask_moments(X, axis, sample_weight, ignore_nan):
+    if axis != 0 or sample_weight is not None:
+        raise NotImplementedError("Dask input: moments along axis=0 without sample_weight "
+                                  "only (each row chunk is reduced where it lives)")
+    X, _ = _dask.as_dask_array(X)
+    count, mean, m2 = _dask.chunk_moments(X, ignore_nan=check_bool(ignore_nan, "ignore_nan"))
+    return Moments(count, np.where(count > 0, mean, np.nan), m2)
+
+
+def channel_moments(x, layout="NCHW"):
+    """Per-channel Moments of a batch of images (N, C, *spatial) (layout
+    "NHWC": (N, *spatial, C)), over the samples and spatial positions.
+
+    These are the statistics batch_norm normalizes with, in a mergeable
+    form. On several workers (data parallel: the idea of SyncBatchNorm),
+    merge the shards' Moments into the whole batch's and normalize each
+    shard with them:
+
+        total = functools.reduce(Moments.merge, [channel_moments(s) for s in shards])
+        y = F.batch_norm(shard, total.mean, total.var(), w, b, training=False)
+
+    (training=False normalizes with the given statistics; update running
+    statistics with total.var(ddof=1), the unbiased variance, as torch does.)
+    """
+    from .functional import _batch_stats, _Channels, _float_array
+    xa = _float_array(x, "x")
+    ch = _Channels(xa, layout, 2, pooled=True)
+    count = float(ch.N * ch.S)
+    if count == 0:
+        return Moments(np.zeros(ch.C), np.full(ch.C, np.nan), np.zeros(ch.C))
+    mean, var = _batch_stats(ch)
+    return Moments(np.full(ch.C, count), mean, var * count)
 
 
 def min_max(X, axis=0, ignore_nan=False):

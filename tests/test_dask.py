@@ -1,0 +1,286 @@
+"""Dask input on a real engine: a distributed.LocalCluster of 2 worker
+processes on the loopback, fits compared with the in-memory fit; and
+out-of-core partial_fit over a memmap."""
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+import fastnorm.functional as F
+import fastnorm.preprocessing as fp
+import fastnorm.stats as fs
+
+
+# The scheduler's small HTTP server (no dashboard) takes port 8787 or, for a
+# second cluster, another one: say so quietly. Everything binds to 127.0.0.1.
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+
+
+def _cluster(n_workers):
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=None)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with _cluster(2) as cluster, Client(cluster) as c:
+        yield c
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = np.maximum(np.abs(b), np.finfo(np.float64).tiny)
+    return np.nanmax(np.abs(a - b) / scale)
+
+
+def fitted_arrays(est):
+    return {k: v for k, v in vars(est).items()
+            if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray)}
+
+
+def data(rng, shape, dtype, offset=3.0):
+    X = rng.standard_normal(shape) * 2 + offset
+    X[rng.random(shape) < 0.01] = np.nan
+    return X.astype(dtype)
+
+
+SCALERS = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", SCALERS)
+def test_fit_on_the_cluster_equals_in_memory_fit(client, name, dtype, rng):
+    X = data(rng, (20_011, 7), dtype, offset=1e4 if dtype == np.float64 else 3.0)
+    Xd = da.from_array(X, chunks=(3_000, 7))  # 7 chunks, a ragged last one
+    ours = getattr(fp, name)().fit(Xd)
+    ref = getattr(fp, name)().fit(X)
+    got, want = fitted_arrays(ours), fitted_arrays(ref)
+    assert got.keys() == want.keys() and got
+    for key in want:
+        assert isinstance(got[key], np.ndarray) and got[key].dtype == want[key].dtype, key
+        assert rel_err(got[key], want[key]) <= 1e-12, key
+    assert ours.n_samples_seen_ == pytest.approx(ref.n_samples_seen_)
+    Z = ours.transform(Xd)
+    assert isinstance(Z, da.Array) and Z.dtype == dtype  # lazy
+    np.testing.assert_allclose(Z.compute(), ref.transform(X), rtol=1e-6, atol=1e-6)
+    back = ours.inverse_transform(Z)
+    assert isinstance(back, da.Array)
+    np.testing.assert_allclose(back.compute(), X, rtol=1e-5, atol=1e-3)
+
+
+def test_partial_fit_over_dask_batches_equals_one_fit(client, rng):
+    X = data(rng, (9_000, 5), np.float64)
+    est = fp.StandardScaler()
+    for part in np.array_split(X, 3):
+        est.partial_fit(da.from_array(part, chunks=(1_000, 5)))
+    ref = fp.StandardScaler().fit(X)
+    for key, want in fitted_arrays(ref).items():
+        assert rel_err(getattr(est, key), want) <= 1e-12, key
+
+
+def test_integer_dask_input_becomes_float64(client, rng):
+    X = rng.integers(-50, 50, size=(4_000, 3))
+    est = fp.StandardScaler().fit(da.from_array(X, chunks=(1_000, 3)))
+    ref = fp.StandardScaler().fit(X)
+    assert rel_err(est.mean_, ref.mean_) <= 1e-12
+    assert est.transform(da.from_array(X, chunks=(1_000, 3))).dtype == np.float64
+
+
+def test_dask_dataframe_carries_the_column_names(client, rng):
+    frame = pd.DataFrame(rng.standard_normal((3_000, 4)), columns=["a", "b", "c", "d"])
+    ddf = dd.from_pandas(frame, npartitions=3)
+    est = fp.StandardScaler().fit(ddf)
+    ref = fp.StandardScaler().fit(frame)
+    assert list(est.feature_names_in_) == ["a", "b", "c", "d"]
+    assert list(est.get_feature_names_out()) == list(ref.get_feature_names_out())
+    assert rel_err(est.scale_, ref.scale_) <= 1e-12
+    np.testing.assert_allclose(est.transform(ddf).compute(), ref.transform(frame), rtol=1e-12,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="feature names"):
+        est.partial_fit(dd.from_pandas(frame.rename(columns={"a": "z"}), npartitions=2))
+
+
+def test_normalizer_and_fitted_robust_scaler_transform_lazily(client, rng):
+    X = rng.standard_normal((2_000, 6))
+    Xd = da.from_array(X, chunks=(500, 6))
+    Z = fp.Normalizer().fit(Xd).transform(Xd)
+    assert isinstance(Z, da.Array)
+    np.testing.assert_allclose(Z.compute(), fp.Normalizer().fit(X).transform(X), rtol=1e-12)
+    robust = fp.RobustScaler().fit(X)
+    np.testing.assert_allclose(robust.transform(Xd).compute(), robust.transform(X),
+                               rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="X.compute"):
+        fp.RobustScaler().fit(Xd)
+
+
+def test_stats_moments_of_a_dask_array(client, rng):
+    X = data(rng, (10_000, 4), np.float64, offset=1e8)
+    m = fs.moments(da.from_array(X, chunks=(2_500, 4)), axis=0, ignore_nan=True)
+    ref = fs.moments(X, axis=0, ignore_nan=True)
+    for a, b in ((m.count, ref.count), (m.mean, ref.mean), (m.m2, ref.m2)):
+        assert rel_err(a, b) <= 1e-12
+    with pytest.raises(NotImplementedError, match="axis=0"):
+        fs.moments(da.from_array(X, chunks=(2_500, 4)), axis=1)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_batch_statistics_across_workers_equal_one_big_batch(client, layout, rng):
+    """SyncBatchNorm's idea: each worker's shard gives per-channel Moments,
+    merged they are the whole batch's, and every shard normalized with them
+    is the big batch normalized at once."""
+    x = rng.standard_normal((12, 5, 6, 7)) * 3 + 1
+    if layout == "NHWC":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    shards = np.array_split(x, 3)
+    parts = client.gather(client.map(fs.channel_moments, shards, layout=layout))
+    total = functools.reduce(fs.Moments.merge, parts)
+    whole = fs.channel_moments(x, layout=layout)
+    for a, b in ((total.count, whole.count), (total.mean, whole.mean), (total.m2, whole.m2)):
+        assert rel_err(a, b) <= 1e-12
+    w, b = rng.standard_normal(5), rng.standard_normal(5)
+    y = np.concatenate([F.batch_norm(s, total.mean, total.var(), w, b, training=False,
+                                     layout=layout) for s in shards])
+    rm, rv = np.zeros(5), np.ones(5)
+    ref = F.batch_norm(x, rm, rv, w, b, training=True, momentum=1.0, layout=layout)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rv, total.var(ddof=1), rtol=1e-12)  # the running update
+
+
+def _slow_identity(block):
+    time.sleep(0.25)  # long enough for a worker to die while holding chunks
+    return block
+
+
+def test_a_worker_killed_mid_fit_still_gives_the_right_fit(client, rng):
+    X = data(rng, (8_000, 4), np.float64)
+    Xd = da.from_array(X, chunks=(1_000, 4)).map_blocks(_slow_identity, dtype=X.dtype)
+    victim = list(client.scheduler_info()["workers"])[0]
+
+    def kill_one():
+        time.sleep(0.6)
+        try:  # the worker exits at once: the call itself loses its connection
+            client.run(os._exit, 1, workers=[victim], nanny=False)
+        except Exception:
+            pass
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    est = fp.StandardScaler().fit(Xd)
+    killer.join()
+    ref = fp.StandardScaler().fit(X)
+    for key, want in fitted_arrays(ref).items():
+        assert rel_err(getattr(est, key), want) <= 1e-12, key
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_a_cluster_that_goes_away_is_a_clear_error(rng):
+    X = rng.standard_normal((6_000, 3))
+    with _cluster(1) as cluster, Client(cluster, set_as_default=False) as c:
+        Xd = da.from_array(X, chunks=(1_000, 3)).map_blocks(_slow_identity, dtype=X.dtype)
+        closer = threading.Timer(0.5, cluster.close)
+        closer.start()
+        with dask.config.set(scheduler=c), pytest.raises(RuntimeError, match="cluster"):
+            fp.StandardScaler().fit(Xd)
+        closer.join()
+
+
+def test_bad_dask_input_is_named(client, rng):
+    X = rng.standard_normal((1_000, 4))
+    Xd = da.from_array(X, chunks=(250, 4))
+    with pytest.raises(ValueError, match="chunked along the features"):
+        fp.StandardScaler().fit(Xd.rechunk((250, 2)))
+    unknown = Xd[Xd[:, 0] > 0]  # boolean indexing: NaN chunk sizes
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        fp.MinMaxScaler().fit(unknown)
+    mixed = da.concatenate([
+        da.from_delayed(dask.delayed(np.ones)((10, 4), dtype=np.float64), (10, 4), np.float64),
+        da.from_delayed(dask.delayed(np.ones)((10, 4), dtype=np.float32), (10, 4), np.float64),
+    ])
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        fp.StandardScaler().fit(mixed)
+    with pytest.raises(ValueError, match="2-D"):
+        fp.StandardScaler().fit(da.ones(10, chunks=5))
+    with pytest.raises(NotImplementedError, match="sample_weight"):
+        fp.StandardScaler().fit(Xd, sample_weight=np.ones(1_000))
+    inf = X.copy()
+    inf[3, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        fp.StandardScaler().fit(da.from_array(inf, chunks=(250, 4)))
+    fitted = fp.StandardScaler().fit(Xd)
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(da.ones((10, 3), chunks=(5, 3)))
+
+
+# out-of-core on one machine ----------------------------------------------------
+
+def test_partial_fit_chunks_equals_fit(rng, tmp_path):
+    X = data(rng, (50_000, 6), np.float64)
+    path = tmp_path / "x.bin"
+    X.tofile(path)
+    mm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
+    for name in SCALERS:
+        est = fp.partial_fit_chunks(getattr(fp, name)(), mm, chunk_rows=7_000, verbose=False)
+        ref = getattr(fp, name)().fit(X)
+        for key, want in fitted_arrays(ref).items():
+            assert rel_err(getattr(est, key), want) <= 1e-12, (name, key)
+    # a chunked reader: any iterable of 2-D chunks
+    est = fp.partial_fit_chunks(fp.StandardScaler(), (X[i:i + 9_999] for i in range(0, 50_000, 9_999)),
+                                verbose=False)
+    assert rel_err(est.var_, fp.StandardScaler().fit(X).var_) <= 1e-12
+    with pytest.raises(ValueError, match="chunk_rows"):
+        fp.partial_fit_chunks(fp.StandardScaler(), mm, chunk_rows=0)
+    with pytest.raises(TypeError, match="partial_fit"):
+        fp.partial_fit_chunks(fp.RobustScaler(), mm)
+
+
+def test_partial_fit_chunks_shows_progress(rng, capsys):
+    X = rng.standard_normal((1_000, 3))
+    fp.partial_fit_chunks(fp.StandardScaler(), X, chunk_rows=100, verbose=True)
+    assert "partial_fit" in capsys.readouterr().err
+    fp.partial_fit_chunks(fp.StandardScaler(), X, chunk_rows=100)  # small: no bar
+    assert capsys.readouterr().err == ""
+
+
+def test_a_4_gb_memmap_fits_in_bounded_memory(tmp_path):
+    """Peak resident memory stays under 1 GB for a 4 GiB file (measured in a
+    fresh process). The file is sparse, so no 4 GB are written to disk: its
+    holes read as zeros, with random rows at both ends."""
+    n_cols = 16
+    n_rows = 4 * 2**30 // (8 * n_cols)
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(n_rows * n_cols * 8)
+    rng = np.random.default_rng(7)
+    head, tail = rng.standard_normal((1_000, n_cols)), rng.standard_normal((1_000, n_cols)) + 5
+    mm = np.memmap(path, dtype=np.float64, mode="r+", shape=(n_rows, n_cols))
+    mm[:1_000], mm[-1_000:] = head, tail
+    mm.flush()
+    del mm
+    script = textwrap.dedent(f"""
+        import resource, numpy as np, fastnorm.preprocessing as fp
+        X = np.memmap({str(path)!r}, dtype=np.float64, mode="r", shape=({n_rows}, {n_cols}))
+        est = fp.partial_fit_chunks(fp.StandardScaler(), X, verbose=False)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(peak_mb, *est.mean_, *est.var_)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    peak_mb = float(out[0])
+    mean, var = np.array(out[1:1 + n_cols], float), np.array(out[1 + n_cols:], float)
+    total = np.concatenate([head, tail])
+    want_mean = total.sum(axis=0) / n_rows
+    want_var = (((total - want_mean) ** 2).sum(axis=0)
+                + (n_rows - total.shape[0]) * want_mean ** 2) / n_rows
+    assert rel_err(mean, want_mean) <= 1e-9 and rel_err(var, want_var) <= 1e-9
+    assert peak_mb < 1024, f"peak resident memory {peak_mb:.0f} MB for a 4 GiB file"
