@@ -231,6 +231,9 @@ COLUMNS = [  # (header, extra_info key, format)
     ("sklearn ms", "sklearn_s", "ms"), ("x sklearn", "speedup_vs_sklearn", "{:.1f}"),
     ("numpy ms", "numpy_s", "ms"), ("x numpy", "speedup_vs_numpy", "{:.1f}"),
     ("torch ms", "torch_s", "ms"), ("x torch", "speedup_vs_torch", "{:.1f}"),
+    ("1-process ms", "single_s", "ms"), ("x 1-process", "speedup_vs_single", "{:.2f}"),
+    ("dask-ml ms", "dask_ml_s", "ms"), ("x dask-ml", "speedup_vs_dask_ml", "{:.1f}"),
+    ("dask ms", "dask_s", "ms"), ("x dask", "speedup_vs_dask", "{:.1f}"),
     ("GB/s", "gbps", "{:.1f}"), ("% of bw", "bw_fraction", "pct"), ("stream", "stream", "{}"),
     ("fit peak MB", "fastnorm_fit_peak_mb", "{:.1f}"),
     ("sklearn fit peak MB", "sklearn_fit_peak_mb", "{:.1f}"),
@@ -249,9 +252,11 @@ def _cell(value, fmt):
 
 def format_table(infos):
     """A Markdown table of result records (`result_info`), with the machine's
-    stream bandwidths and the kernel build underneath."""
-    rows = [[_cell(info.get(key), fmt) for _, key, fmt in COLUMNS] for info in infos]
-    header = [h for h, _, _ in COLUMNS]
+    stream bandwidths and the kernel build underneath. Columns no record
+    fills are left out."""
+    columns = [c for c in COLUMNS if any(info.get(c[1]) is not None for info in infos)]
+    rows = [[_cell(info.get(key), fmt) for _, key, fmt in columns] for info in infos]
+    header = [h for h, _, _ in columns]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
     def line(cells):

@@ -79,6 +79,11 @@ def _chunk(block, dtype):
 CONDITION_LIMIT = 1e3
 
 
+def _first_row(block):
+    row = np.asarray(block[0], dtype=np.float64)
+    return np.where(np.isfinite(row), row, 0.0)
+
+
 def _chunk_moments(block, dtype, ignore_nan, shift):
     X = _chunk(block, dtype)
     m = stats.moments(X, axis=0, ignore_nan=ignore_nan)
@@ -145,12 +150,12 @@ def chunk_moments(X, ignore_nan=True):
     if X.shape[0] == 0:
         n = X.shape[1]
         return np.zeros(n), np.full(n, np.nan), np.zeros(n)
-    # the shift: X's first row (one small task), finite values only
-    shift = np.asarray(_compute(X[0]), dtype=np.float64)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
+    blocks = [b for b, rows in zip(X.to_delayed().ravel(), X.chunks[0]) if rows]
+    # the shift, a task of the same graph: the first row's finite values
+    shift = dask.delayed(_first_row, pure=True)(blocks[0])
     fn = dask.delayed(_chunk_moments, pure=True)
-    parts = [fn(b, X.dtype, ignore_nan, shift) for b in X.to_delayed().ravel()]
-    count, mean, m2 = _compute(_tree(parts, _merge_moments))
+    parts = [fn(b, X.dtype, ignore_nan, shift) for b in blocks]
+    (count, mean, m2), shift = _compute((_tree(parts, _merge_moments), shift))
     return count, mean + shift, m2
 
 
