@@ -116,11 +116,14 @@ def _merge_min_max(a, b):
     return np.fmin(a[0], b[0]), np.fmax(a[1], b[1]), a[2] + b[2], a[3] + b[3]
 
 
+# Tasks get fresh keys (pure=False): a fit reads its data again rather than
+# picking up results of an earlier fit that the cluster still holds.
+
 def _tree(parts, merge):
     """Pairwise tree of merge tasks over `parts` (Dask delayed objects)."""
     import dask
 
-    merge = dask.delayed(merge, pure=True)
+    merge = dask.delayed(merge, pure=False)
     while len(parts) > 1:
         parts = [merge(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
@@ -152,8 +155,8 @@ def chunk_moments(X, ignore_nan=True):
         return np.zeros(n), np.full(n, np.nan), np.zeros(n)
     blocks = [b for b, rows in zip(X.to_delayed().ravel(), X.chunks[0]) if rows]
     # the shift, a task of the same graph: the first row's finite values
-    shift = dask.delayed(_first_row, pure=True)(blocks[0])
-    fn = dask.delayed(_chunk_moments, pure=True)
+    shift = dask.delayed(_first_row, pure=False)(blocks[0])
+    fn = dask.delayed(_chunk_moments, pure=False)
     parts = [fn(b, X.dtype, ignore_nan, shift) for b in blocks]
     (count, mean, m2), shift = _compute((_tree(parts, _merge_moments), shift))
     return count, mean + shift, m2
@@ -163,7 +166,7 @@ def chunk_min_max(X):
     """(min, max, non-NaN count, rows) per column of Dask array X (NaN skipped)."""
     import dask
 
-    fn = dask.delayed(_chunk_min_max, pure=True)
+    fn = dask.delayed(_chunk_min_max, pure=False)
     parts = [fn(b, X.dtype) for b in X.to_delayed().ravel()]
     if not parts:
         n = X.shape[1]
