@@ -15,6 +15,11 @@ def array_library(x):
 
 def ops_for(*arrays, name="X"):
     """The kernel module that serves these arrays (all must live in one place)."""
+    if any(type(a).__module__.split(".")[0] == "dask" for a in arrays):
+        # np.asarray would gather the whole collection here, silently
+        raise TypeError(f"{name} is a Dask collection; this function takes in-memory arrays. "
+                        "Dask input goes to the transformers of fastnorm.preprocessing "
+                        "(fit/partial_fit/transform) and to fastnorm.stats.moments")
     libs = {array_library(a) for a in arrays if a is not None}
     if len(libs) > 1:
         raise TypeError(f"{name}: NumPy and CuPy arrays are mixed in one call; "

@@ -220,6 +220,10 @@ def test_bad_dask_input_is_named(client, rng):
     fitted = fp.StandardScaler().fit(Xd)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(da.ones((10, 3), chunks=(5, 3)))
+    # functions that take in-memory arrays refuse a collection rather than gather it
+    for call in (lambda: fp.scale(Xd), lambda: fs.min_max(Xd), lambda: F.layer_norm(Xd, 4)):
+        with pytest.raises(TypeError, match="Dask collection"):
+            call()
 
 
 # out-of-core on one machine ----------------------------------------------------
