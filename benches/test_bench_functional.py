@@ -50,16 +50,22 @@ def test_row_norm(benchmark, name, dtype, threads):
     dy = rng.standard_normal(SHAPE).astype(dtype)
     w, b = rng.standard_normal(SHAPE[1]).astype(dtype), rng.standard_normal(SHAPE[1]).astype(dtype)
     ours, theirs, passes = _cases(x, dy, w, b)[name]
+    _time_against_torch(benchmark, name, ours, theirs, passes, x, threads)
+
+
+def _time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads):
+    """Time torch (median of a few calls) and fastnorm (pytest-benchmark)
+    with the same thread count; record the result for benches/check.py."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.no_grad() if "backward" not in name else torch.enable_grad():
+        with torch.no_grad() if "backward" not in case_name else torch.enable_grad():
             torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
     finally:
         torch.set_num_threads(previous)
     with fastnorm.config_context(n_threads=threads):
         benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
-    case = _benchmarks.Case(name, None, {}, passes, "copy")
+    case = _benchmarks.Case(case_name, None, {}, passes, "copy")
     info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
                                    {"torch": torch_s})
     benchmark.extra_info.update(info)
@@ -125,18 +131,6 @@ def test_channel_norm(benchmark, name, layout, dtype, threads):
     dy = rng.standard_normal(shape).astype(dtype)
     w, b = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
     ours, theirs, passes = _image_cases(x, dy, w, b, layout)[name]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad() if "backward" not in name else torch.enable_grad():
-            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
-    finally:
-        torch.set_num_threads(previous)
-    with fastnorm.config_context(n_threads=threads):
-        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
     op, _, direction = name.partition(".")
-    case = _benchmarks.Case(f"{op}[{layout}]{'.' + direction if direction else ''}", None, {},
-                            passes, "copy")
-    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
-                                   {"torch": torch_s})
-    benchmark.extra_info.update(info)
+    case_name = f"{op}[{layout}]{'.' + direction if direction else ''}"
+    _time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads)

@@ -777,19 +777,24 @@ def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75
 
 # normalize -------------------------------------------------------------------
 
+def _dim(dim, ndim, of):
+    """dim as a non-negative axis of an `ndim`-D array named `of`."""
+    try:
+        dim = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be an int, got {dim!r}") from None
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"dim={dim} is out of range for {of} with {ndim} dimensions")
+    return dim % ndim
+
+
 def _normalize_args(input, p, dim, eps):
     x = _float_array(input, "input")
     if not isinstance(p, Real) or isinstance(p, bool) or not p > 0:
         raise ValueError(f"p must be a positive number (or inf), got {p!r}")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension")
-    try:
-        dim = operator.index(dim)
-    except TypeError:
-        raise TypeError(f"dim must be an int, got {dim!r}") from None
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"dim={dim} is out of range for input with {x.ndim} dimensions")
-    dim %= x.ndim
+    dim = _dim(dim, x.ndim, "input")
     shape = (int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:])))
     return x, np.ascontiguousarray(x).reshape(shape), float(p), _eps(eps, x.dtype)
 
@@ -902,13 +907,7 @@ def _spectral_args(weight, u, n_power_iterations, eps, dim, v):
     w = _float_array(weight, "weight")
     if w.ndim < 1:
         raise ValueError("weight must have at least one dimension")
-    try:
-        dim = operator.index(dim)
-    except TypeError:
-        raise TypeError(f"dim must be an int, got {dim!r}") from None
-    if not -w.ndim <= dim < w.ndim:
-        raise ValueError(f"dim={dim} is out of range for weight with {w.ndim} dimensions")
-    dim %= w.ndim
+    dim = _dim(dim, w.ndim, "weight")
     W = _as_matrix(w.astype(np.float64), dim)
     u_arr = _float_array(u, "u")
     if u_arr.shape != (W.shape[0],):

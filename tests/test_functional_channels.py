@@ -16,7 +16,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 import fastnorm
 import fastnorm.functional as F
-from test_functional import TOL, assert_close_rel, torch_reference
+from test_functional import assert_close_rel, torch_reference
 
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["NCHW", "NHWC"]
