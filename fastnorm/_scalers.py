@@ -23,6 +23,8 @@ quantiles of sparse columns sort the explicit values and count the
 zeros in. Differences from scikit-learn: negative sample weights
 are refused; duplicate sparse entries are summed first (as scipy reads them).
 """
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 import sklearn.preprocessing as skp
@@ -122,6 +124,17 @@ def _fit_min_max(estimator, X, reset):
     if np.isposinf(mx).any() or np.isneginf(mn).any():
         raise ValueError(f"Input X contains infinity or a value too large for {dtype!r}.")
     return mn, mx, count, n_rows, dtype
+
+
+def _lazy_for_dask(method):
+    """A transform that maps Dask input chunk by chunk, lazily (through the
+    fitted transformer itself: see fastnorm._dask.lazy_transform)."""
+    @functools.wraps(method)
+    def wrapper(self, X, *args, **kwargs):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, method.__name__)
+        return method(self, X, *args, **kwargs)
+    return wrapper
 
 
 def _is_constant_feature(var, mean, n_samples):
@@ -235,9 +248,8 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
         # scikit-learn keeps one number while every feature saw as many values
         self.n_samples_seen_ = count[0] if count.max() == count.min() else count
 
+    @_lazy_for_dask
     def transform(self, X, copy=None):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
         X, out = _validated(self, X, reset=False, copy=copy, accept_sparse="csr")
@@ -250,9 +262,8 @@ class StandardScaler(_NumPyInput, skp.StandardScaler):
         scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64) if self.with_std else 1.0
         return _affine(X, out, shift=shift, scale=scale)
 
+    @_lazy_for_dask
     def inverse_transform(self, X, copy=None):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
         X, out = _validated(None, X, reset=False, copy=copy, accept_sparse="csr")
@@ -303,9 +314,8 @@ class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
         self.data_range_ = data_range
         return self
 
+    @_lazy_for_dask
     def transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy)
         _affine(X, out, scale=self.scale_.astype(X.dtype), offset=self.min_.astype(X.dtype))
@@ -313,9 +323,8 @@ class MinMaxScaler(_NumPyInput, skp.MinMaxScaler):
             np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
         return out
 
+    @_lazy_for_dask
     def inverse_transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy)
         scale = 1.0 / self.scale_.astype(X.dtype).astype(np.float64)
@@ -351,9 +360,8 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
         self.scale_ = _zero_scale_to_one(max_abs)
         return self
 
+    @_lazy_for_dask
     def transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -368,9 +376,8 @@ class MaxAbsScaler(_NumPyInput, skp.MaxAbsScaler):
             np.clip(out, -1.0, 1.0, out=out)
         return out
 
+    @_lazy_for_dask
     def inverse_transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -420,9 +427,8 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
             self.scale_ = None
         return self
 
+    @_lazy_for_dask
     def transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "transform")
         check_is_fitted(self)
         X, out = _validated(self, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -433,9 +439,8 @@ class RobustScaler(_NumPyInput, skp.RobustScaler):
         scale = 1.0 / self.scale_ if self.with_scaling else 1.0
         return _affine(X, out, shift=shift, scale=scale)
 
+    @_lazy_for_dask
     def inverse_transform(self, X):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "inverse_transform")
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
@@ -460,9 +465,8 @@ class Normalizer(_NumPyInput, skp.Normalizer):
             return self
         return super().fit(X, y)
 
+    @_lazy_for_dask
     def transform(self, X, copy=None):
-        if _dask.is_dask_collection(X):
-            return _dask.lazy_transform(self, X, "transform")
         copy = copy if copy is not None else self.copy
         if sp.issparse(X):
             X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,
