@@ -97,6 +97,10 @@ class _Layer:
             current[...] = value
         return self
 
+    def _store_grads(self, **grads):
+        """Keep the parameter gradients of the last backward (None: no such parameter)."""
+        self.grads = {k: g for k, g in grads.items() if g is not None}
+
     def _saved_input(self):
         if self._ctx is None:
             raise RuntimeError("backward() needs a forward() first")
@@ -131,6 +135,12 @@ class _RunningStats(_Layer):
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
+    def backward(self, grad_output):
+        x, saved, kw = self._saved_input()
+        dx, dw, db = self._backward_fn(grad_output, x, saved=saved, **kw)
+        self._store_grads(weight=dw, bias=db)
+        return dx
+
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
@@ -139,6 +149,8 @@ class _RunningStats(_Layer):
 class BatchNorm(_RunningStats):
     """torch.nn.BatchNorm1d/2d/3d in one class: the input's rank (2 to 5)
     picks which. layout="NHWC" takes channels-last (N, *spatial, C) input."""
+
+    _backward_fn = staticmethod(F.batch_norm_backward)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=None, layout="NCHW"):
@@ -167,16 +179,12 @@ class BatchNorm(_RunningStats):
         self._ctx = (x, saved, kw)
         return out
 
-    def backward(self, grad_output):
-        x, saved, kw = self._saved_input()
-        dx, dw, db = F.batch_norm_backward(grad_output, x, saved=saved, **kw)
-        self.grads = {k: g for k, g in (("weight", dw), ("bias", db)) if g is not None}
-        return dx
-
 
 class InstanceNorm(_RunningStats):
     """torch.nn.InstanceNorm1d/2d/3d in one class (input rank 3 to 5); as
     torch, affine and track_running_stats are off by default."""
+
+    _backward_fn = staticmethod(F.instance_norm_backward)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, dtype=None, layout="NCHW"):
@@ -195,12 +203,6 @@ class InstanceNorm(_RunningStats):
         out, saved = F.instance_norm(x, return_saved=True, **kw)
         self._ctx = (x, saved, kw)
         return out
-
-    def backward(self, grad_output):
-        x, saved, kw = self._saved_input()
-        dx, dw, db = F.instance_norm_backward(grad_output, x, saved=saved, **kw)
-        self.grads = {k: g for k, g in (("weight", dw), ("bias", db)) if g is not None}
-        return dx
 
 
 class GroupNorm(_Layer):
@@ -231,7 +233,7 @@ class GroupNorm(_Layer):
         dx, dw, db = F.group_norm_backward(grad_output, x, self.num_groups, self.weight,
                                            self.bias, self.eps, layout=self.layout,
                                            saved=saved)
-        self.grads = {k: g for k, g in (("weight", dw), ("bias", db)) if g is not None}
+        self._store_grads(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
@@ -269,7 +271,7 @@ class LayerNorm(_Layer):
         x, saved = self._saved_input()
         dx, dw, db = F.layer_norm_backward(grad_output, x, self.normalized_shape, self.weight,
                                            self.bias, self.eps, saved=saved)
-        self.grads = {k: g for k, g in (("weight", dw), ("bias", db)) if g is not None}
+        self._store_grads(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
@@ -299,7 +301,7 @@ class RMSNorm(_Layer):
         x, saved = self._saved_input()
         dx, dw = F.rms_norm_backward(grad_output, x, self.normalized_shape, self.weight,
                                      self.eps, saved=saved)
-        self.grads = {} if dw is None else {"weight": dw}
+        self._store_grads(weight=dw)
         return dx
 
     def extra_repr(self):
@@ -372,8 +374,7 @@ class SwitchableNorm(_Layer):
             args[4], args[5] = None, None
         dx, dw, db, dmw, dvw = F.switchable_norm_backward(grad_output, x, *args,
                                                           layout=self.layout)
-        self.grads = {k: g for k, g in (("weight", dw), ("bias", db), ("mean_weight", dmw),
-                                        ("var_weight", dvw)) if g is not None}
+        self._store_grads(weight=dw, bias=db, mean_weight=dmw, var_weight=dvw)
         return dx
 
     def extra_repr(self):
