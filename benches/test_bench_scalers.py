@@ -3,8 +3,15 @@
 fit_transform and transform on the big shape (all threads), per-call time on
 a small input (200 x 10) where Python overhead dominates, and the peak extra
 memory of `fit` for both libraries.
+
+Latency (issue 11, online inference): a fitted transformer's `transform` of
+1 x 10 and 200 x 10 float64, and `StandardScaler().fit_transform` of
+200 x 10, timed interleaved with scikit-learn's (round by round, medians).
 """
+import warnings
+
 import pytest
+import sklearn.preprocessing
 from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES
 
 import fastnorm
@@ -53,3 +60,34 @@ def test_fit_peak_memory(benchmark, data_cache, name, dtype):
     info.update(fastnorm_fit_peak_mb=ours / 2**20, sklearn_fit_peak_mb=theirs / 2**20,
                 input_mb=X.nbytes / 2**20)
     benchmark.extra_info.update(info)
+
+
+LATENCY_SHAPES = [(1, 10), (200, 10)]
+
+
+def _latency(benchmark, case_name, ours, theirs, X):
+    seconds = _benchmarks.interleaved_medians({"fastnorm": ours, "sklearn": theirs},
+                                              rounds=31, number=50)
+    benchmark.pedantic(ours, rounds=31, iterations=50, warmup_rounds=1)
+    case = _benchmarks.Case(case_name, None, {}, 2, "copy")
+    benchmark.extra_info.update(_benchmarks.result_info(
+        case, X, THREADS, seconds["fastnorm"], {"sklearn": seconds["sklearn"]}))
+
+
+@pytest.mark.parametrize("shape", LATENCY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", _benchmarks.SCALERS + ["Normalizer"])
+def test_transform_latency(benchmark, name, shape):
+    X = _benchmarks.make_data(shape, "float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = getattr(fastnorm.preprocessing, name)().fit(X)
+        theirs = getattr(sklearn.preprocessing, name)().fit(X)
+    _latency(benchmark, f"{name}.transform[latency]", lambda: ours.transform(X),
+             lambda: theirs.transform(X), X)
+
+
+def test_fit_transform_latency(benchmark):
+    X = _benchmarks.make_data((200, 10), "float64")
+    _latency(benchmark, "StandardScaler.fit_transform[latency]",
+             lambda: fastnorm.preprocessing.StandardScaler().fit_transform(X),
+             lambda: sklearn.preprocessing.StandardScaler().fit_transform(X), X)

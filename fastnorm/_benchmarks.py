@@ -175,6 +175,22 @@ def median_time(fn, rounds, warmup=1):
     return float(np.median(times))
 
 
+def interleaved_medians(fns, rounds, number):
+    """{name: median seconds per call} of the callables `fns`, timed in turn
+    round by round (`number` calls per timing), so a machine's drifting load
+    touches every contender alike."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():  # warm up caches and lazy imports
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times[name].append((time.perf_counter() - t0) / number)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 @lru_cache(maxsize=None)
 def machine_bandwidth(n_threads):
     """{'read': GB/s, 'copy': GB/s} of this machine's streams over 512 MiB

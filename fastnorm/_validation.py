@@ -69,7 +69,7 @@ def raise_if_not_finite(X, name="X", *, allow_nan=False):
     # gives max=+inf or min=-inf
     if np.isposinf(mx).any() or np.isneginf(mn).any():
         raise ValueError(f"Input {name} contains infinity or a value too large "
-                         f"for {X.dtype}.")
+                         f"for {X.dtype!r}.")
     if not allow_nan and count.sum() < X.size:
         raise ValueError(f"Input {name} contains NaN.")
 

@@ -12,10 +12,28 @@ float32), for dense arrays. Differences:
   to the exact answer); min-max scaling is computed as
   ``(x - data_min) * scale + range_min``, which stays accurate for data far
   from zero;
-- float16 input gives float32 output; sparse input is refused with a
-  TypeError (convert with ``X.toarray()``).
+- float16 input is computed in float32 and returned in float16.
+
+Arguments are checked by scikit-learn's own parameter validation (the same
+InvalidParameterError and messages); sparse input is taken where
+scikit-learn takes it; with scikit-learn's array API dispatch on, arrays of
+another namespace (torch, array-api-strict, ...) go to scikit-learn's own
+function.
 """
+import functools
+import inspect
+from numbers import Integral
+
 import numpy as np
+import scipy.sparse as sp
+import sklearn.preprocessing._data as _sk
+from sklearn.utils._param_validation import (
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+    validate_params,
+)
+from sklearn.utils.validation import check_array
 
 from . import _backend
 from ._validation import (
@@ -23,6 +41,7 @@ from ._validation import (
     check_axis,
     check_bool,
     check_choice,
+    check_out,
     check_range_pair,
     output_for,
     raise_if_not_finite,
@@ -31,6 +50,55 @@ from ._validation import (
 __all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
            "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer",
            "partial_fit_chunks"]
+
+_FLOAT_DTYPES = (np.float64, np.float32, np.float16)
+
+
+def _sklearn_function(constraints, prefer_skip_nested_validation):
+    """Give a function scikit-learn's front door: its parameter validation
+    (`constraints` as in scikit-learn, plus fastnorm's ``out``), arrays of
+    another array-API namespace to scikit-learn's function of the same name,
+    and float16 kept (computed in float32)."""
+    def decorate(function):
+        sklearn_function = getattr(_sk, function.__name__)
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            params = signature.bind(*args, **kwargs)
+            params.apply_defaults()
+            params = params.arguments
+            X = params["X"]
+            from ._scalers import _for_sklearn
+            if _for_sklearn(X):
+                if params.pop("out") is not None:
+                    raise TypeError("out= takes NumPy arrays; it cannot be used with "
+                                    f"{type(X).__module__} input")
+                return sklearn_function(**params)
+            if isinstance(X, np.ndarray) and X.dtype == np.float16:
+                return _in_float32(function, params)
+            return function(**params)
+        checked = validate_params({**constraints, "out": [np.ndarray, None]},
+                                  prefer_skip_nested_validation=prefer_skip_nested_validation)(wrapper)
+        checked.unchecked = function  # for callers whose arguments are known good
+        return checked
+    return decorate
+
+
+def _in_float32(function, params):
+    """function(**params) for float16 X: computed on a float32 copy, the
+    result stored in float16 (into `out`, or into X when copy=False)."""
+    X, out, copy = params["X"], params["out"], params["copy"]
+    if out is not None:
+        check_out(out, X)
+    result = function(**{**params, "X": X.astype(np.float32), "out": None, "copy": False})
+    Y, norms = result if isinstance(result, tuple) else (result, None)
+    target = out if out is not None else X if not copy and X.flags.writeable else None
+    if target is None:
+        target = Y.astype(np.float16)
+    else:
+        target[...] = Y
+    return target if norms is None else (target, norms.astype(np.float16))
 
 
 def _handle_zeros_in_scale(scale, dtype, scalar):
@@ -68,14 +136,23 @@ def _apply(ops, X2, axis, Y2, shift=0.0, scale=1.0, offset=0.0):
     ops.affine(X2, axis, shift, scale, offset, Y2)
 
 
+_AXIS = [Options(Integral, {0, 1})]
+
+
+@_sklearn_function({"X": ["array-like", "sparse matrix"], "axis": _AXIS, "with_mean": ["boolean"],
+                    "with_std": ["boolean"], "copy": ["boolean"]},
+                   prefer_skip_nested_validation=True)
 def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     """Standardize X along `axis`: center to the mean, scale to unit variance.
 
-    As sklearn.preprocessing.scale (dense input): the mean and the (biased)
-    standard deviation ignore NaNs, features with a standard deviation under
-    10 eps get scale 1, ``copy=False`` scales in place when X is a writeable
-    float array. X may be 1-D (then axis must be 0).
+    As sklearn.preprocessing.scale: the mean and the (biased) standard
+    deviation ignore NaNs, features with a standard deviation under 10 eps
+    get scale 1, ``copy=False`` scales in place when X is a writeable float
+    array. X may be 1-D (then axis must be 0). Sparse X (CSR/CSC) is scaled
+    without centering (``with_mean=False``), along axis 0, as in scikit-learn.
     """
+    if sp.issparse(X):
+        return _scale_sparse(X, axis, with_mean, with_std, copy, out)
     with_mean = check_bool(with_mean, "with_mean")
     with_std = check_bool(with_std, "with_std")
     X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out)
@@ -98,16 +175,45 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     return Y
 
 
+def _scale_sparse(X, axis, with_mean, with_std, copy, out):
+    """scale() of a sparse matrix, with scikit-learn's checks and errors."""
+    X = check_array(X, accept_sparse="csc", copy=copy, ensure_2d=False,
+                    estimator="the scale function", dtype=_FLOAT_DTYPES,
+                    ensure_all_finite="allow-nan")
+    if with_mean:
+        raise ValueError("Cannot center sparse matrices: pass `with_mean=False` instead"
+                         " See docstring for motivation and alternatives.")
+    if axis != 0:
+        raise ValueError(f"Can only scale sparse matrix on axis=0,  got axis={axis}")
+    if out is not None:
+        raise TypeError("out= takes dense arrays; sparse X is scaled into a sparse matrix")
+    if not with_std:
+        return X
+    X = _canonical(X)
+    count, _, m2 = _backend.ops_for(X.data).sparse_col_moments(X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = _sk._handle_zeros_in_scale(m2 / count, copy=False)
+    return _scale_sparse_cols(X, False, 1.0 / np.sqrt(var))
+
+
 def _min_max(ops, X2, axis):
     """NaN-ignoring (min, max) in float64, NaN where all are NaN; raises on inf."""
     mn, mx, count = ops.min_max(X2, axis)
     if np.isposinf(mx).any() or np.isneginf(mn).any():
-        raise ValueError(f"Input X contains infinity or a value too large for {X2.dtype}.")
+        raise ValueError(f"Input X contains infinity or a value too large for {X2.dtype!r}.")
     mn[count == 0] = np.nan
     mx[count == 0] = np.nan
     return mn, mx
 
 
+def _check_estimator_params(estimator_class, **params):
+    """The checks scikit-learn's function leaves to its estimator (same errors)."""
+    validate_parameter_constraints(
+        {name: estimator_class._parameter_constraints[name] for name in params},
+        params, caller_name=estimator_class.__name__)
+
+
+@_sklearn_function({"X": ["array-like"], "axis": _AXIS}, prefer_skip_nested_validation=False)
 def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
     """Scale each feature (axis=0) or sample (axis=1) to `feature_range`.
 
@@ -115,6 +221,7 @@ def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
     and kept; a feature whose range is under 10 eps is mapped to
     feature_range[0] + (x - min).
     """
+    _check_estimator_params(MinMaxScaler, feature_range=feature_range, copy=copy)
     lo, hi = check_range_pair(
         feature_range, "feature_range",
         message="Minimum of desired feature range must be smaller than maximum. "
@@ -129,9 +236,15 @@ def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
     return Y
 
 
+@_sklearn_function({"X": ["array-like", "sparse matrix"], "axis": _AXIS},
+                   prefer_skip_nested_validation=False)
 def maxabs_scale(X, *, axis=0, copy=True, out=None):
     """Scale each feature (axis=0) or sample (axis=1) by its maximum absolute
-    value, as sklearn.preprocessing.maxabs_scale (NaNs ignored and kept)."""
+    value, as sklearn.preprocessing.maxabs_scale (NaNs ignored and kept;
+    sparse X as scikit-learn takes it)."""
+    _check_estimator_params(MaxAbsScaler, copy=copy)
+    if sp.issparse(X):
+        return _scale_sparse_with(MaxAbsScaler(copy=copy), X, axis, out)
     X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, rows_of_1d=True)
     ops = _backend.ops_for(X, out, name="X")
     mn, mx = _min_max(ops, X2, axis)
@@ -141,11 +254,32 @@ def maxabs_scale(X, *, axis=0, copy=True, out=None):
     return Y
 
 
+def _scale_sparse_with(scaler, X, axis, out):
+    """A sparse matrix scaled by a fastnorm scaler along `axis`, as
+    scikit-learn's maxabs_scale/robust_scale do it."""
+    X = check_array(X, accept_sparse=("csr", "csc"), copy=False, ensure_2d=False,
+                    dtype=_FLOAT_DTYPES, ensure_all_finite="allow-nan")
+    if out is not None:
+        raise TypeError("out= takes dense arrays; sparse X is scaled into a sparse matrix")
+    return scaler.fit_transform(X) if axis == 0 else scaler.fit_transform(X.T).T
+
+
+@_sklearn_function({"X": ["array-like", "sparse matrix"], "axis": _AXIS},
+                   prefer_skip_nested_validation=False)
 def robust_scale(X, *, axis=0, with_centering=True, with_scaling=True,
                  quantile_range=(25.0, 75.0), copy=True, unit_variance=False, out=None):
     """Center to the median and scale by the quantile range, as
     sklearn.preprocessing.robust_scale (NaNs ignored by the quantiles, kept
-    in the output; quantiles interpolate linearly as np.nanpercentile)."""
+    in the output; quantiles interpolate linearly as np.nanpercentile; sparse
+    X without centering, as scikit-learn takes it)."""
+    _check_estimator_params(RobustScaler, with_centering=with_centering,
+                            with_scaling=with_scaling, quantile_range=quantile_range,
+                            copy=copy, unit_variance=unit_variance)
+    if sp.issparse(X):
+        return _scale_sparse_with(
+            RobustScaler(with_centering=with_centering, with_scaling=with_scaling,
+                         quantile_range=quantile_range, copy=copy,
+                         unit_variance=unit_variance), X, axis, out)
     with_centering = check_bool(with_centering, "with_centering")
     with_scaling = check_bool(with_scaling, "with_scaling")
     unit_variance = check_bool(unit_variance, "unit_variance")
@@ -169,14 +303,20 @@ def robust_scale(X, *, axis=0, with_centering=True, with_scaling=True,
     return Y
 
 
+@_sklearn_function({"X": ["array-like", "sparse matrix"], "norm": [StrOptions({"l1", "l2", "max"})],
+                    "axis": _AXIS, "copy": ["boolean"], "return_norm": ["boolean"]},
+                   prefer_skip_nested_validation=True)
 def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     """Scale each sample (axis=1) or feature (axis=0) to unit l1, l2 or max norm.
 
-    As sklearn.preprocessing.normalize (dense input): X must be 2-D and finite
-    (NaN is an error here, as in scikit-learn); norms under 10 eps are
-    replaced by 1, and ``return_norm=True`` also returns those norms, in X's
-    dtype.
+    As sklearn.preprocessing.normalize: X must be 2-D and finite (NaN is an
+    error here, as in scikit-learn); norms under 10 eps are replaced by 1,
+    and ``return_norm=True`` also returns those norms, in X's dtype. Sparse X
+    (CSR, or CSC with axis=0) is normalized over its stored values; as in
+    scikit-learn, ``return_norm=True`` works there only with norm="max".
     """
+    if sp.issparse(X):
+        return _normalize_sparse(X, norm, axis, copy, return_norm, out)
     norm = check_choice(norm, {"l1", "l2", "max"}, "norm")
     return_norm = check_bool(return_norm, "return_norm")
     X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, allow_1d=False)
@@ -208,6 +348,24 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     return (Y, norms) if return_norm else Y
 
 
+def _normalize_sparse(X, norm, axis, copy, return_norm, out):
+    """normalize() of a sparse matrix, with scikit-learn's checks and errors."""
+    X = check_array(X, accept_sparse="csc" if axis == 0 else "csr", copy=copy,
+                    estimator="the normalize function", dtype=_FLOAT_DTYPES,
+                    force_writeable=True)
+    if out is not None:
+        raise TypeError("out= takes dense arrays; sparse X is normalized into a sparse matrix")
+    if return_norm and norm in ("l1", "l2"):
+        raise NotImplementedError("return_norm=True is not implemented for sparse "
+                                  "matrices with norm 'l1' or norm 'l2'")
+    rows = _canonical(X.T if axis == 0 else X)  # CSC along axis 0 is CSR of X.T
+    ops = _backend.ops_for(rows.data)
+    norms = ops.sparse_col_max_abs(rows.T).astype(X.dtype) if return_norm else None
+    ops.sparse_normalize_rows(rows, norm, rows.data)
+    Y = rows.T if axis == 0 else rows
+    return (Y, norms) if return_norm else Y
+
+
 # The transformer classes (scikit-learn's estimators on these kernels), and
 # out-of-core fitting with them.
 from ._chunked import partial_fit_chunks  # noqa: E402
@@ -217,4 +375,6 @@ from ._scalers import (  # noqa: E402
     Normalizer,
     RobustScaler,
     StandardScaler,
+    _canonical,
+    _scale_sparse_cols,
 )
