@@ -9,7 +9,19 @@ every fit is built on.
 """
 from . import functional, layers, preprocessing, stats
 from ._config import config_context, get_config, set_config
+from ._docs import public_dir as _public_dir
 
-__version__ = "0.1.0"
+
+def _version():
+    """The installed distribution's version (one source: pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("fastnorm")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 __all__ = ["functional", "layers", "preprocessing", "stats", "config_context", "get_config",
            "set_config"]
+__dir__ = _public_dir(globals())  # dir(): the public names (__all__) only

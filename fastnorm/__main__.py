@@ -3,6 +3,9 @@
     python -m fastnorm          the demonstration, then the quick speed table
     python -m fastnorm demo     fastnorm next to scikit-learn on a bundled data set
     python -m fastnorm bench    speed table: fastnorm vs scikit-learn and NumPy
+    python -m fastnorm --version
+
+(``fastnorm`` on the command line is the same as ``python -m fastnorm``.)
 """
 import argparse
 import sys
@@ -137,11 +140,23 @@ def bench(full=False, threads=None, out=None):
     return infos
 
 
+def version():
+    """fastnorm's version: the installed distribution's, else fastnorm.__version__."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+    try:
+        return distribution_version("fastnorm")
+    except PackageNotFoundError:
+        import fastnorm
+        return getattr(fastnorm, "__version__", "unknown")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m fastnorm",
         description="fastnorm: fast, trustworthy normalization. With no command: "
                     "the demonstration, then the quick speed table.")
+    parser.add_argument("--version", action="version", version=f"fastnorm {version()}")
     sub = parser.add_subparsers(dest="command", metavar="{demo,bench}")
     sub.add_parser("demo", help="fastnorm's scaling next to scikit-learn's on a data "
                                 "set that ships with scikit-learn: identical results")

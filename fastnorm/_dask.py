@@ -6,9 +6,12 @@ never gathered: each row chunk's statistics (`Moments`, min/max) are
 computed where the chunk lives, with fastnorm's kernels, and merged pairwise
 in a tree of Dask tasks (Chan's formula: exact to rounding). Only the merged
 statistics, one row per feature, come back. Transforms map each chunk
-through the fitted NumPy transformer and stay lazy. Whatever scheduler is
-active runs the tasks: a `distributed.Client` if one is set up, else Dask's
-threads.
+through the fitted NumPy transformer and stay lazy: a Dask DataFrame in
+gives a Dask DataFrame out (same index and divisions, columns
+get_feature_names_out()), and so does a "pandas" set_output config; a
+"polars" one, which only an in-memory result could honour, is refused.
+Whatever scheduler is active runs the tasks: a `distributed.Client` if one
+is set up, else Dask's threads.
 
 Dask is optional: nothing here imports it until a Dask collection is seen.
 """
@@ -195,8 +198,34 @@ def _transform_chunk(block, estimator, method):
     return getattr(estimator, method)(block)
 
 
+def _transform_partition(part, estimator, method, columns):
+    import pandas as pd
+    return pd.DataFrame(getattr(estimator, method)(part.to_numpy()), index=part.index,
+                        columns=columns)
+
+
+def transform_output(estimator):
+    """scikit-learn's set_output config for estimator.transform, as far as a
+    lazy result can honour it: "default" or "pandas" (a Dask DataFrame).
+    "polars" has no lazy counterpart and would mean gathering X: ValueError."""
+    from sklearn.utils._set_output import _get_output_config
+
+    config = _get_output_config("transform", estimator)["dense"]
+    if config not in ("default", "pandas"):
+        raise ValueError(
+            f"{type(estimator).__name__}.transform of a Dask collection cannot honour "
+            f"transform_output={config!r} (set_output / sklearn.set_config) without "
+            "gathering the data into memory: use 'pandas' for a lazy Dask DataFrame, "
+            f"'default', or compute X first to get a {config} DataFrame.")
+    return config
+
+
 def lazy_transform(estimator, X, method):
-    """estimator.<method> of every chunk of X, as a lazy Dask array.
+    """estimator.<method> of every chunk of X, lazily: a Dask DataFrame (the
+    input's index and divisions, columns get_feature_names_out()) for a Dask
+    DataFrame in, or for transform under a "pandas" output config (see
+    `transform_output`); else a Dask array. inverse_transform ignores the
+    output config, as in scikit-learn.
 
     The chunks go through the fitted NumPy transformer itself (a shallow
     copy that never writes into a chunk and that does not expect column
@@ -205,14 +234,40 @@ def lazy_transform(estimator, X, method):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
-    X, columns = as_dask_array(X)
-    if X.shape[1] != estimator.n_features_in_:
-        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is "
+    frame_in = _is_dataframe(X)
+    config = transform_output(estimator) if method == "transform" else "default"
+    frame_out = frame_in or config == "pandas"
+    if frame_in:  # no as_dask_array: its pass over the partition lengths would not be lazy
+        dtype = X._meta.to_numpy().dtype  # the partitions' common dtype
+        if dtype.kind not in "biuf":
+            raise TypeError(f"X has dtype {dtype}; fastnorm normalizes real numbers")
+    else:
+        X, _ = as_dask_array(X)
+        dtype = X.dtype
+    n_features = len(X.columns) if frame_in else X.shape[1]
+    if method == "transform":  # as in memory: feature names and count checked against fit
+        check_features(estimator, X, None, reset=False)
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(f"X has {n_features} features, but {type(estimator).__name__} is "
                          f"expecting {estimator.n_features_in_} features as input.")
     worker_copy = copy.copy(estimator)
     worker_copy.copy = True
     if hasattr(worker_copy, "feature_names_in_"):
         del worker_copy.feature_names_in_
-    dtype = float_dtype(X.dtype)
-    return X.map_blocks(_transform_chunk, worker_copy, method, dtype=dtype,
-                        meta=np.empty((0, 0), dtype))
+    # chunks come back as arrays whatever the config where they run (the
+    # copy's own dict, not the estimator's: the copy is shallow)
+    worker_copy.__dict__.pop("_sklearn_output_config", None)
+    worker_copy.set_output(transform="default")
+    dtype = float_dtype(dtype)
+    columns = list(estimator.get_feature_names_out()) if frame_out else None
+    if frame_in:
+        import pandas as pd
+        meta = pd.DataFrame(np.empty((0, len(columns)), dtype), index=X._meta.index,
+                            columns=columns)
+        return X.map_partitions(_transform_partition, worker_copy, method, columns, meta=meta)
+    Z = X.map_blocks(_transform_chunk, worker_copy, method, dtype=dtype,
+                     meta=np.empty((0, 0), dtype))
+    if frame_out:
+        import dask.dataframe as dd
+        return dd.from_dask_array(Z, columns=columns)  # divisions from the known chunks
+    return Z

@@ -34,6 +34,8 @@ from sklearn.utils._array_api import _is_numpy_namespace, get_namespace
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
 from . import _backend, _cpu, _dask, stats
+from ._docs import document_class, paragraph
+from ._validation import warn_on_overflow
 
 __all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
 
@@ -221,6 +223,30 @@ def _lazy_for_dask(method):
     return wrapper
 
 
+def _dask_ahead_of_set_output(cls):
+    """Class decorator: Dask input to transform and fit_transform goes to
+    fastnorm._dask outside scikit-learn's set_output wrapper, which would
+    gather the lazy result into an in-memory DataFrame (lazy_transform
+    honours the output config itself, lazily)."""
+    transform, fit_transform = cls.transform, cls.fit_transform
+
+    @functools.wraps(transform)
+    def dask_first_transform(self, X, *args, **kwargs):
+        if _dask.is_dask_collection(X):
+            return _dask.lazy_transform(self, X, "transform")
+        return transform(self, X, *args, **kwargs)
+
+    @functools.wraps(fit_transform)
+    def dask_first_fit_transform(self, X, y=None, **fit_params):
+        if _dask.is_dask_collection(X):
+            _dask.transform_output(self)  # an output config Dask cannot honour: before fitting
+            return self.fit(X, y, **fit_params).transform(X)
+        return fit_transform(self, X, y, **fit_params)
+
+    cls.transform, cls.fit_transform = dask_first_transform, dask_first_fit_transform
+    return cls
+
+
 def _is_constant_feature(var, mean, n_samples):
     """scikit-learn's test for a variance that is only rounding noise."""
     eps = np.finfo(np.float64).eps
@@ -237,6 +263,7 @@ def _zero_scale_to_one(scale, constant_mask=None):
     return scale
 
 
+@_dask_ahead_of_set_output
 class StandardScaler(skp.StandardScaler):
     """Standardize features by removing the mean and scaling to unit variance.
 
@@ -330,6 +357,7 @@ class StandardScaler(skp.StandardScaler):
             self.mean_ = np.where(total.count > 0, total.mean, np.nan)
             self.var_ = total.m2 / total.count if self.with_std else None
         self._set_n_samples_seen(total.count.astype(dtype) if sparse else total.count)
+        warn_on_overflow("mean and variance", self.mean_, self.var_)
         if self.with_std:
             constant_mask = _is_constant_feature(self.var_, self.mean_, self.n_samples_seen_)
             self.scale_ = _zero_scale_to_one(np.sqrt(self.var_), constant_mask)
@@ -372,6 +400,7 @@ class StandardScaler(skp.StandardScaler):
         return _affine(X, out, scale=scale, offset=offset)
 
 
+@_dask_ahead_of_set_output
 class MinMaxScaler(skp.MinMaxScaler):
     """Transform features by scaling each feature to a given range.
 
@@ -434,6 +463,7 @@ class MinMaxScaler(skp.MinMaxScaler):
                        offset=self.data_min_.astype(X.dtype))
 
 
+@_dask_ahead_of_set_output
 class MaxAbsScaler(skp.MaxAbsScaler):
     """Scale each feature by its maximum absolute value.
 
@@ -490,6 +520,7 @@ class MaxAbsScaler(skp.MaxAbsScaler):
         return _affine(X, out, scale=self.scale_.astype(X.dtype))
 
 
+@_dask_ahead_of_set_output
 class RobustScaler(skp.RobustScaler):
     """Scale features with statistics robust to outliers (median, quantile range).
 
@@ -556,6 +587,7 @@ class RobustScaler(skp.RobustScaler):
         return _affine(X, out, scale=scale, offset=offset)
 
 
+@_dask_ahead_of_set_output
 class Normalizer(skp.Normalizer):
     """Normalize samples individually to unit norm.
 
@@ -588,3 +620,157 @@ class Normalizer(skp.Normalizer):
         X_checked = validate_data(self, X, reset=False, ensure_all_finite=False)
         shares = isinstance(X, np.ndarray) and np.may_share_memory(X_checked, X)
         return normalize(X_checked, norm=self.norm, axis=1, copy=copy or not shares)
+
+
+
+# help() and the documentation: scikit-learn's docstrings, fastnorm's notes
+# (fastnorm._docs carries the text over; only the differences are said here)
+_COMMON_NOTES = """\
+- float16 input stays float16, as in scikit-learn (computed in float32);
+- with scikit-learn's ``array_api_dispatch`` on, arrays of another
+  array-API namespace (torch, array-api-strict, ...; CuPy arrays are
+  fastnorm's own) go to scikit-learn's own implementation, and so does
+  every later call of a transformer fitted that way.
+"""
+_DASK_NOTES = """\
+- Dask arrays and DataFrames are fitted chunk by chunk where they live and
+  transformed lazily, chunk by chunk (the result is a Dask collection: a
+  Dask DataFrame for a Dask DataFrame, or for a Dask array under the
+  "pandas" output config; the "polars" config is a ValueError, as it would
+  gather the data);
+"""
+
+
+def _transform_note(formula, more=""):
+    return paragraph(
+        f"fastnorm: one fused pass {formula} over X, written straight into the "
+        "output (into X itself when copying is off and X is a writeable float "
+        f"array); an infinity in X is a ValueError, as in scikit-learn.{more} "
+        "Dask input is transformed lazily, chunk by chunk.")
+
+
+_DOCS = {
+    StandardScaler: ("""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.StandardScaler``, a
+subclass of scikit-learn's with the same parameters, attributes, results,
+errors, ``set_output`` and feature names; the passes over the data run on
+fastnorm's multithreaded kernels:
+
+- dense NumPy input and sparse CSR/CSC matrices (``with_mean=False``) are
+  fitted in one pass (float64 accumulation, exact Chan merging across
+  ``partial_fit`` calls, no float64 copy of X) and transformed in one fused
+  pass ``(x - mean_) / scale_``; duplicate sparse entries are summed first,
+  as scipy reads them;
+""" + _DASK_NOTES + """\
+  ``sample_weight`` is not supported with Dask input;
+- negative sample weights are refused with a ValueError (scikit-learn
+  accepts them);
+""" + _COMMON_NOTES, {
+        "partial_fit": """\
+fastnorm: one multithreaded pass over X (float64 accumulation), merged
+exactly into the statistics of the earlier calls; dense NumPy, sparse
+CSR/CSC (``with_mean=False``) and Dask input (chunk by chunk, without
+``sample_weight``). Negative sample weights are refused with a
+ValueError.""",
+        "transform": _transform_note("``(x - mean_) / scale_``",
+                                     " Sparse input is scaled as CSR."),
+        "inverse_transform": _transform_note("``x * scale_ + mean_``",
+                                             " Sparse input is scaled as CSR."),
+    }),
+    MinMaxScaler: ("""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.MinMaxScaler``, a
+subclass of scikit-learn's with the same parameters, attributes, results,
+errors, ``set_output`` and feature names; the passes over the data run on
+fastnorm's multithreaded kernels:
+
+- dense NumPy input is fitted with one threaded min/max pass (sparse input
+  is refused with a TypeError, as in scikit-learn);
+""" + _DASK_NOTES + """\
+- transform computes ``(x - data_min_) * scale_ + feature_range[0]`` rather
+  than scikit-learn's ``x * scale_ + min_`` (``min_`` is still set as
+  scikit-learn sets it): ``data_min_`` maps exactly to ``feature_range[0]``
+  and data far from zero keeps its digits, so results can differ from
+  scikit-learn's in the last bits; inverse_transform is its mirror,
+  ``(x - feature_range[0]) / scale_ + data_min_``;
+""" + _COMMON_NOTES, {
+        "partial_fit": """\
+fastnorm: one multithreaded NaN-ignoring min/max pass over X, folded into
+the minima and maxima of the earlier calls; dense NumPy and Dask input
+(chunk by chunk).""",
+        "transform": _transform_note(
+            "``(x - data_min_) * scale_ + feature_range[0]``",
+            " ``data_min_`` maps exactly to ``feature_range[0]``."),
+        "inverse_transform": _transform_note(
+            "``(x - feature_range[0]) / scale_ + data_min_``",
+            " ``feature_range[0]`` maps back to ``data_min_`` exactly."),
+    }),
+    MaxAbsScaler: ("""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.MaxAbsScaler``, a
+subclass of scikit-learn's with the same parameters, attributes, results,
+errors, ``set_output`` and feature names; the passes over the data run on
+fastnorm's multithreaded kernels:
+
+- dense NumPy input and sparse CSR/CSC matrices are fitted with one
+  threaded pass and scaled in one pass (the sparsity structure is kept;
+  duplicate sparse entries are summed first, as scipy reads them);
+""" + _DASK_NOTES + _COMMON_NOTES, {
+        "partial_fit": """\
+fastnorm: one multithreaded NaN-ignoring pass over X, folded into the
+maxima of the earlier calls; dense NumPy, sparse CSR/CSC and Dask input
+(chunk by chunk).""",
+        "transform": _transform_note("``x / scale_``",
+                                     " Sparse CSR/CSC input keeps its format."),
+        "inverse_transform": _transform_note("``x * scale_``",
+                                             " Sparse CSR/CSC input keeps its format."),
+    }),
+    RobustScaler: ("""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.RobustScaler``, a
+subclass of scikit-learn's with the same parameters, attributes, results,
+errors, ``set_output`` and feature names; the passes over the data run on
+fastnorm's multithreaded kernels:
+
+- dense NumPy input is fitted with per-feature quantiles found by selection,
+  not sorting (NaN-ignoring, interpolated linearly as ``np.nanpercentile``);
+  sparse CSR/CSC matrices (``with_centering=False``) sort the explicit
+  values of each column and count its zeros in;
+- transform and inverse_transform are one fused pass over dense X, or over
+  the stored values of sparse CSR/CSC X;
+- RobustScaler cannot fit Dask input (exact quantiles do not merge across
+  chunks: fit raises NotImplementedError); fitted on NumPy data, it
+  transforms Dask arrays and DataFrames lazily, chunk by chunk;
+""" + _COMMON_NOTES, {
+        "fit": """\
+fastnorm: per-feature quantiles by selection on fastnorm's multithreaded
+kernels (dense), or from the sorted explicit values of each sparse column
+with its zeros counted in. Dask input cannot be fitted (NotImplementedError:
+fit on a NumPy array, or use StandardScaler, MinMaxScaler or MaxAbsScaler).""",
+        "transform": _transform_note("``(x - center_) / scale_``",
+                                     " Sparse CSR/CSC input keeps its format."),
+        "inverse_transform": _transform_note("``x * scale_ + center_``",
+                                             " Sparse CSR/CSC input keeps its format."),
+    }),
+    Normalizer: ("""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.Normalizer``, a
+subclass of scikit-learn's with the same parameters, attributes, results,
+errors, ``set_output`` and feature names; the passes over the data run on
+fastnorm's kernels:
+
+- dense rows are normalized by a fused one-sweep row kernel (each row's
+  norm, then the division while the row is in cache), multithreaded over
+  rows; sparse CSR matrices (CSC is converted, as in scikit-learn) are
+  normalized over their stored values;
+- Dask arrays and DataFrames: fit only records the features (Normalizer is
+  stateless) and transform is lazy, chunk by chunk;
+""" + _COMMON_NOTES, {
+        "fit": """\
+fastnorm: as in scikit-learn, fit only validates X and records the
+number (and names) of the features; Dask input is not computed.""",
+        "transform": """\
+fastnorm: dense rows in one fused sweep each (norm, then division while
+the row is in cache), sparse CSR over its stored values; Dask input is
+transformed lazily, chunk by chunk.""",
+    }),
+}
+for _cls, (_notes, _method_notes) in _DOCS.items():
+    document_class(_cls, _notes, _method_notes, module="fastnorm.preprocessing")
+del _cls, _notes, _method_notes

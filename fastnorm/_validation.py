@@ -74,6 +74,16 @@ def raise_if_not_finite(X, name="X", *, allow_nan=False):
         raise ValueError(f"Input {name} contains NaN.")
 
 
+def warn_on_overflow(what, *statistics):
+    """RuntimeWarning, as NumPy's (and so scikit-learn's) arithmetic gives, when
+    a statistic of finite input overflowed to infinity (NaN marks a feature
+    without values)."""
+    if any(np.isinf(s).any() for s in statistics if s is not None):
+        import warnings
+        warnings.warn(f"overflow encountered in the {what}: the input's values are too "
+                      "large for float64 arithmetic", RuntimeWarning, stacklevel=3)
+
+
 def check_out(out, like, name="out"):
     """`out` must be a writeable NumPy array with `like`'s shape and dtype."""
     if not isinstance(out, np.ndarray):

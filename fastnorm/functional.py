@@ -22,6 +22,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from . import _backend
+from ._docs import public_dir as _public_dir
 
 __all__ = [
     "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
@@ -963,3 +964,6 @@ def spectral_norm_backward(grad_output, weight, u, n_power_iterations=1, eps=1e-
     # back from the (dim first, flattened) matrix to weight's layout
     moved = np.moveaxis(w, dim, 0).shape
     return (np.moveaxis(grad.reshape(moved), 0, dim).astype(w.dtype),)
+
+
+__dir__ = _public_dir(globals())  # dir(): the public names (__all__) only

@@ -23,6 +23,7 @@ from numbers import Integral
 import numpy as np
 
 from . import functional as F
+from ._docs import public_dir as _public_dir
 
 __all__ = ["BatchNorm", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm",
            "LocalResponseNorm", "SwitchableNorm"]
@@ -380,3 +381,6 @@ class SwitchableNorm(_Layer):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"using_bn={self.using_bn}, affine={self.affine}")
+
+
+__dir__ = _public_dir(globals())  # dir(): the public names (__all__) only

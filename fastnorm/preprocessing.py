@@ -35,9 +35,9 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_array
 
-from . import _backend
+from . import _backend, _docs
 from ._validation import (
-    as_float_array,
+    as_float_array as _as_float_array,
     check_axis,
     check_bool,
     check_choice,
@@ -45,6 +45,7 @@ from ._validation import (
     check_range_pair,
     output_for,
     raise_if_not_finite,
+    warn_on_overflow,
 )
 
 __all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
@@ -119,7 +120,7 @@ def _prepare(X, axis, copy, out, *, allow_1d=True, rows_of_1d=False):
     scales each sample alone, as sklearn's minmax/maxabs/robust_scale do.
     """
     check_bool(copy, "copy")
-    X, fresh = as_float_array(X, "X", allow_1d=allow_1d)
+    X, fresh = _as_float_array(X, "X", allow_1d=allow_1d)
     axis = check_axis(axis, 2, allow_negative=False)
     if X.ndim == 1 and axis == 1 and not rows_of_1d:
         raise ValueError("axis=1 is out of bounds for a 1-D X (allowed: 0)")
@@ -168,6 +169,7 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         mean[count == 0] = np.nan
         std = np.sqrt(m2 / count).astype(X.dtype)
+    warn_on_overflow("mean and variance", mean, std if with_std else None)
     shift = mean if with_mean else 0.0
     factor = 1.0 / _handle_zeros_in_scale(std, X.dtype, X.ndim == 1).astype(np.float64) \
         if with_std else 1.0
@@ -378,3 +380,20 @@ from ._scalers import (  # noqa: E402
     _canonical,
     _scale_sparse_cols,
 )
+
+# help(): under each function's own summary, scikit-learn's sections
+# (Parameters, Returns, See Also, Notes, Examples) and fastnorm's ``out``;
+# dir(): the public names only
+_OUT_PARAMETER = """\
+out : ndarray of the shape of X, default=None
+    fastnorm only: a writeable NumPy array with X's shape and float dtype
+    (float64 for integer input) that the result is written into, without
+    allocating, and that is returned (``copy`` then does not matter). Dense
+    NumPy input only: a TypeError for sparse X or arrays of another
+    namespace.
+"""
+for _name in ("scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize"):
+    _docs.document_function(globals()[_name], getattr(_sk, _name), _OUT_PARAMETER,
+                            module=__name__)
+del _name
+__dir__ = _docs.public_dir(globals())

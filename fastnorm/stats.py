@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _backend, _dask
+from ._docs import public_dir as _public_dir
 from ._validation import as_float_array, check_axis, check_bool, check_sample_weight
 
 __all__ = ["Moments", "MinMax", "moments", "channel_moments", "min_max", "max_abs",
@@ -179,3 +180,6 @@ def quantiles(X, q, axis=0, ignore_nan=False):
     res[order] = _backend.ops_for(X2).quantiles(X2, axis, qs[order], ignore_nan)
     res = res.reshape((qs.size,) + (() if ndim == 1 else (X2.shape[1 - axis],)))
     return res[0] if q_arr.ndim == 0 else res
+
+
+__dir__ = _public_dir(globals())  # dir(): the public names (__all__) only

@@ -1,6 +1,7 @@
 """Dask input on a real engine: a distributed.LocalCluster of 2 worker
 processes on the loopback, fits compared with the in-memory fit; and
 out-of-core partial_fit over a memmap."""
+import copy
 import functools
 import os
 import subprocess
@@ -15,6 +16,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from distributed import Client, LocalCluster
 
 import fastnorm.functional as F
@@ -122,6 +124,86 @@ def test_normalizer_and_fitted_robust_scaler_transform_lazily(client, rng):
                                rtol=1e-12)
     with pytest.raises(NotImplementedError, match="X.compute"):
         fp.RobustScaler().fit(Xd)
+
+
+TRANSFORMERS = SCALERS + ["RobustScaler", "Normalizer"]
+
+
+def _fitted(name, X, Xd):
+    # RobustScaler cannot fit Dask input: fitted in memory, it transforms it
+    return getattr(fp, name)().fit(X if name == "RobustScaler" else Xd)
+
+
+def _never(chunk):
+    raise AssertionError("a lazy transform read its input")
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_pandas_output_config_gives_a_lazy_dask_dataframe(client, name, rng):
+    """set_output's pandas wrapper would gather a Dask result into memory:
+    Dask input gives a lazy Dask DataFrame instead, named as in memory."""
+    X = rng.standard_normal((1_000, 4)).astype(np.float32)
+    Xd = da.from_array(X, chunks=(300, 4))
+    poisoned = Xd.map_blocks(_never, dtype=X.dtype)  # any compute of it fails
+    ref = getattr(fp, name)().fit(X).set_output(transform="pandas").transform(X)
+    assert isinstance(ref, pd.DataFrame)  # in memory: scikit-learn's wrapper, unchanged
+    est = _fitted(name, X, Xd)
+    results = [copy.deepcopy(est).set_output(transform="pandas").transform(poisoned)]
+    with sklearn.config_context(transform_output="pandas"):
+        results.append(est.transform(poisoned))
+        if name != "RobustScaler":
+            results.append(getattr(fp, name)().fit_transform(Xd))
+    previous = sklearn.get_config()["transform_output"]
+    sklearn.set_config(transform_output="pandas")
+    try:
+        results.append(est.transform(Xd))
+    finally:
+        sklearn.set_config(transform_output=previous)
+    for Z in results:
+        assert isinstance(Z, dd.DataFrame), type(Z)
+        assert list(Z.columns) == list(ref.columns) and (Z.dtypes == np.float32).all()
+    for got in dask.compute(*results[2:]):
+        np.testing.assert_array_equal(got.index, ref.index)
+        np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-5, atol=1e-6)
+    # polars has no lazy form: refused, and by fit_transform before it fits
+    est.set_output(transform="polars")
+    with pytest.raises(ValueError, match="transform_output='polars'"):
+        est.transform(poisoned)
+    with pytest.raises(ValueError, match="transform_output='polars'"):
+        est.fit_transform(poisoned)
+    with sklearn.config_context(transform_output="polars"), \
+            pytest.raises(ValueError, match="transform_output='polars'"):
+        getattr(fp, name)().fit_transform(poisoned)
+
+
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_dask_dataframe_in_gives_a_lazy_dask_dataframe_out(client, name, rng):
+    frame = pd.DataFrame(rng.standard_normal((1_000, 3)).astype(np.float32),
+                         columns=["a", "b", "c"],
+                         index=pd.RangeIndex(5_000, 7_000, 2, name="id"))
+    ddf = dd.from_pandas(frame, npartitions=3)
+    poisoned = ddf.map_partitions(_never, meta=ddf._meta)  # any compute of it fails
+    est = _fitted(name, frame, ddf)
+    ref = getattr(fp, name)().fit(frame)
+    methods = ["transform"] + (["inverse_transform"] if name != "Normalizer" else [])
+    for method in methods:
+        Z = getattr(est, method)(poisoned)
+        assert isinstance(Z, dd.DataFrame), (method, type(Z))
+        assert Z.divisions == ddf.divisions and list(Z.columns) == ["a", "b", "c"]
+    results = [getattr(est, method)(ddf) for method in methods]
+    wants = [getattr(ref, method)(frame) for method in methods]
+    if name != "RobustScaler":
+        results.append(getattr(fp, name)().fit_transform(ddf))
+        wants.append(ref.transform(frame))
+        assert isinstance(results[-1], dd.DataFrame)
+        assert results[-1].divisions == ddf.divisions
+    for got, want in zip(dask.compute(*results), wants):
+        pd.testing.assert_index_equal(got.index, frame.index)
+        assert list(got.columns) == ["a", "b", "c"] and (got.dtypes == np.float32).all()
+        np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-5, atol=1e-6)
+    # transform checks the names against fit, as in memory (inverse_transform does not)
+    with pytest.raises(ValueError, match="feature names"):
+        est.transform(poisoned.rename(columns={"a": "z"}))
 
 
 def test_stats_moments_of_a_dask_array(client, rng):

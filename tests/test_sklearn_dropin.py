@@ -223,3 +223,13 @@ def test_tags_say_array_api_support():
     for name in CLASSES:
         assert sklearn.utils.get_tags(getattr(fnp, name)()).array_api_support == \
             sklearn.utils.get_tags(getattr(skp, name)()).array_api_support
+
+
+@pytest.mark.parametrize("fit", [lambda X: fnp.StandardScaler().fit(X), lambda X: fnp.scale(X)])
+def test_overflow_warns_as_sklearn(fit):
+    X = np.array([[1e200, 1.0], [-1e200, 2.0]])
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(np.array([[1e100, 1.0], [-1e100, 2.0]]))

@@ -10,6 +10,7 @@ class, and so do the estimator instances its parametrize lists build at
 import. Afterwards sklearn.preprocessing is restored, so scikit-learn's own
 code (and fastnorm's reference tests) keep using scikit-learn's classes.
 """
+import ast
 import contextlib
 import importlib.util
 import sys
@@ -34,9 +35,23 @@ def fastnorm_in_sklearn_preprocessing():
             setattr(sklearn.preprocessing, name, obj)
 
 
+def _import_dependencies(source):
+    """Import every scikit-learn module `source` imports, before the swap:
+    one imported first during it would bind fastnorm's names for good (an
+    internal table keyed by scikit-learn's classes, say)."""
+    for node in ast.walk(ast.parse(source)):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        for name in names:
+            if name.split(".")[0] == "sklearn":
+                importlib.import_module(name)
+
+
 def load(sklearn_module):
     """scikit-learn's test module `sklearn_module`, run with fastnorm's names."""
     origin = importlib.util.find_spec(sklearn_module).origin
+    with open(origin) as f:
+        _import_dependencies(f.read())
     # a top-level name: pickle imports a class's module by name, parents first
     name = "fastnorm_sklearn_suite__" + sklearn_module.removeprefix("sklearn.").replace(".", "__")
     spec = importlib.util.spec_from_file_location(name, origin)

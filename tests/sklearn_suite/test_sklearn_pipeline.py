@@ -1,5 +1,5 @@
 """scikit-learn's `sklearn.tests.test_pipeline`, run on fastnorm's estimators (see sklearn_suite_loader)."""
-from sklearn_suite_loader import load, substituted_names
+from .sklearn_suite_loader import load, substituted_names
 
 _suite = load("sklearn.tests.test_pipeline")
 globals().update({k: v for k, v in vars(_suite).items() if not k.startswith("__")})
