@@ -11,7 +11,7 @@ order, so results are bitwise the same for any thread count. CSC columns
 are each reduced by one thread.
 """
 from cython.parallel cimport prange
-from libc.math cimport fabs, sqrt, INFINITY, NAN
+from libc.math cimport fabs, sqrt, NAN
 from libc.stdlib cimport calloc, free
 
 ctypedef fused floating:
@@ -39,14 +39,20 @@ def col_moments(const floating[::1] data, const index_t[::1] indices,
     """Per-column (count, mean, M2) with implicit zeros, NaN skipped.
 
     weights: one per row, or None. Two passes: weighted sums give the mean,
-    then squared deviations from it (explicit values, plus mean^2 for the
-    weight of the implicit zeros).
+    then the corrected two-pass M2 = sum(w d^2) - sum(w d)^2 / W over
+    d = x - mean, as scikit-learn's _csr_mean_variance_axis0. The implicit
+    zeros (d = -mean) enter only when a column has fewer explicit entries
+    than rows: their weight, total - explicit, is a difference of float sums
+    whose rounding would otherwise give a constant column a variance.
     """
     cdef Py_ssize_t n_major = indptr.shape[0] - 1
     cdef Py_ssize_t j, i, k, blk, n_blocks, rows_per_block, r0, r1
-    cdef double total_w = 0.0, v, wi, d, zero_w
-    cdef double* acc   # per block: sum, weight of NaN, weight of explicit entries, sq. dev.
+    cdef double total_w = 0.0, v, wi, d
+    # per block: sum, weight of NaN, weight of explicit entries, sum of w d^2, sum of w d
+    cdef double* acc
     cdef double* a
+    cdef Py_ssize_t* nnz   # per block: explicit entries (NaN included)
+    cdef Py_ssize_t* z
     if weights is None:
         total_w = <double> n_rows
     else:
@@ -60,17 +66,21 @@ def col_moments(const floating[::1] data, const index_t[::1] indices,
         return
     if csc:
         for j in prange(n_cols, nogil=True, schedule="dynamic", num_threads=n_threads):
-            _csc_col_moments(data, indices, indptr, j, weights, total_w,
+            _csc_col_moments(data, indices, indptr, j, n_rows, weights, total_w,
                              &count[j], &mean[j], &m2[j])
         return
     # CSR: pass 1 per block of rows, merged in block order
     n_blocks = _n_blocks(n_major)
     rows_per_block = (n_major + n_blocks - 1) // n_blocks
-    acc = <double*> calloc(4 * n_blocks * n_cols, sizeof(double))
-    if acc == NULL:
+    acc = <double*> calloc(5 * n_blocks * n_cols, sizeof(double))
+    nnz = <Py_ssize_t*> calloc(n_blocks * n_cols, sizeof(Py_ssize_t))
+    if acc == NULL or nnz == NULL:
+        free(acc)
+        free(nnz)
         raise MemoryError()
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
-        a = acc + 4 * blk * n_cols
+        a = acc + 5 * blk * n_cols
+        z = nnz + blk * n_cols
         r0 = blk * rows_per_block
         r1 = min(r0 + rows_per_block, n_major)
         for i in range(r0, r1):
@@ -79,21 +89,24 @@ def col_moments(const floating[::1] data, const index_t[::1] indices,
                 j = indices[k]
                 v = data[k]
                 a[2 * n_cols + j] += wi
+                z[j] += 1
                 if v == v:
                     a[j] += wi * v
                 else:
                     a[n_cols + j] += wi
     for blk in range(1, n_blocks):
-        for j in range(4 * n_cols):
-            acc[j] += acc[4 * blk * n_cols + j]
+        for j in range(3 * n_cols):
+            acc[j] += acc[5 * blk * n_cols + j]
+        for j in range(n_cols):
+            nnz[j] += nnz[blk * n_cols + j]
     for j in range(n_cols):
         count[j] = total_w - acc[n_cols + j]
         mean[j] = acc[j] / count[j] if count[j] != 0 else 0.0
-    # pass 2: squared deviations of the explicit values
+    # pass 2: deviations of the explicit values
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
-        a = acc + 4 * blk * n_cols
-        for j in range(n_cols):
-            a[3 * n_cols + j] = 0.0
+        a = acc + 5 * blk * n_cols
+        for j in range(3 * n_cols, 5 * n_cols):
+            a[j] = 0.0
         r0 = blk * rows_per_block
         r1 = min(r0 + rows_per_block, n_major)
         for i in range(r0, r1):
@@ -103,21 +116,38 @@ def col_moments(const floating[::1] data, const index_t[::1] indices,
                 if v == v:
                     d = v - mean[indices[k]]
                     a[3 * n_cols + indices[k]] += wi * d * d
+                    a[4 * n_cols + indices[k]] += wi * d
     for j in range(n_cols):
         v = 0.0
+        d = 0.0
         for blk in range(n_blocks):
-            v = v + acc[4 * blk * n_cols + 3 * n_cols + j]
-        zero_w = total_w - acc[2 * n_cols + j]
-        m2[j] = v + zero_w * mean[j] * mean[j]
+            v = v + acc[5 * blk * n_cols + 3 * n_cols + j]
+            d = d + acc[5 * blk * n_cols + 4 * n_cols + j]
+        m2[j] = _corrected_m2(v, d, count[j], mean[j], total_w - acc[2 * n_cols + j],
+                              nnz[j] < n_rows)
     free(acc)
+    free(nnz)
+
+
+cdef inline double _corrected_m2(double sq, double dev, double w, double mu,
+                                 double zero_w, bint has_zeros) noexcept nogil:
+    """M2 from the explicit values' sum(w d^2) and sum(w d), W = w, adding the
+    implicit zeros (weight zero_w) only when the column has some."""
+    if has_zeros:
+        sq = sq + zero_w * mu * mu
+        dev = dev - zero_w * mu
+    if w == 0:
+        return 0.0
+    sq = sq - dev * dev / w
+    return sq if sq > 0 else 0.0  # never below 0 by rounding
 
 
 cdef void _csc_col_moments(const floating[::1] data, const index_t[::1] indices,
-                           const index_t[::1] indptr, Py_ssize_t j,
+                           const index_t[::1] indptr, Py_ssize_t j, Py_ssize_t n_rows,
                            const double[::1] weights, double total_w,
                            double* count, double* mean, double* m2) noexcept nogil:
     cdef Py_ssize_t k
-    cdef double s = 0.0, nan_w = 0.0, explicit_w = 0.0, q = 0.0, v, wi, d, mu, n
+    cdef double s = 0.0, nan_w = 0.0, explicit_w = 0.0, q = 0.0, e = 0.0, v, wi, d, mu, n
     for k in range(indptr[j], indptr[j + 1]):
         v = data[k]
         wi = 1.0 if weights is None else weights[indices[k]]
@@ -134,9 +164,11 @@ cdef void _csc_col_moments(const floating[::1] data, const index_t[::1] indices,
             wi = 1.0 if weights is None else weights[indices[k]]
             d = v - mu
             q = q + wi * d * d
+            e = e + wi * d
     count[0] = n
     mean[0] = mu
-    m2[0] = q + (total_w - explicit_w) * mu * mu
+    m2[0] = _corrected_m2(q, e, n, mu, total_w - explicit_w,
+                          indptr[j + 1] - indptr[j] < n_rows)
 
 
 def col_max_abs(const floating[::1] data, const index_t[::1] indices,
@@ -210,10 +242,11 @@ def scale_cols(const floating[::1] data, const index_t[::1] indices,
 
 
 def normalize_csr_rows(const floating[::1] data, const index_t[::1] indptr,
-                       Py_ssize_t n_cols, int norm, floating[::1] out, int n_threads):
+                       int norm, floating[::1] out, int n_threads):
     """Row normalization of CSR as scikit-learn's: norm 1 (l1), 2 (l2) or 0
-    ('max': the row's maximum, an implicit zero counting, not max |x|);
-    rows whose norm is 0 are copied unchanged. out may be data."""
+    ('max': max |x|, scikit-learn's max(|min|, max) with the implicit zeros,
+    which cannot change it); rows whose norm is 0 are copied unchanged.
+    out may be data."""
     cdef Py_ssize_t n_rows = indptr.shape[0] - 1
     cdef Py_ssize_t i, k
     cdef double s, v
@@ -228,12 +261,9 @@ def normalize_csr_rows(const floating[::1] data, const index_t[::1] indptr,
                 s = s + v * v
             s = sqrt(s)
         else:
-            s = -INFINITY
             for k in range(indptr[i], indptr[i + 1]):
-                v = data[k]
+                v = fabs(data[k])
                 s = v if v > s else s
-            if indptr[i + 1] - indptr[i] < n_cols:  # the row has an implicit zero
-                s = s if s > 0 else 0.0
         if s == 0:
             s = 1.0
         for k in range(indptr[i], indptr[i + 1]):

@@ -72,18 +72,28 @@ cdef inline void _chan_merge(double* n_a, double* mean_a, double* m2_a,
 
 cdef void _shift_cols(const floating* X, Py_ssize_t n_cols, Py_ssize_t n_rows,
                       double* shift) noexcept nogil:
-    """Per column, the mean of the finite values among rows [0, n_rows), or 0."""
+    """Per column, the mean of the finite values among rows [0, n_rows), or 0.
+
+    Summed as deviations from the first finite value v0, so that a column of
+    identical values gets exactly v0: then every x - shift is 0 and its M2
+    is exactly 0 (a rounded mean would leave tiny equal deviations whose
+    squares the corrected two-pass does not always cancel).
+    """
     cdef Py_ssize_t i, j
-    cdef double v, s, c
+    cdef double v, v0, s, c
     for j in range(n_cols):
+        v0 = 0.0
         s = 0.0
         c = 0.0
         for i in range(n_rows):
             v = X[i * n_cols + j]
             if fabs(v) < INFINITY:  # finite (false for NaN)
-                s = s + v
+                if c == 0:
+                    v0 = v
+                s = s + (v - v0)
                 c = c + 1.0
-        shift[j] = s / c if c > 0 and fabs(s / c) < INFINITY else 0.0
+        v = v0 + s / c if c > 0 else 0.0
+        shift[j] = v if fabs(v) < INFINITY else 0.0
 
 
 cdef void _nan_sub_moments_col(
@@ -125,6 +135,11 @@ cdef extern from "moments_cols.h":
     void squared_deviations_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a,
                                    Py_ssize_t b, const double* center,
                                    double* m2, double* dev) noexcept nogil
+    # the corrected two-pass step after squared_deviations (dev: its sums
+    # of x - center; becomes the count w_sum): mean - K and M2, exact
+    void correct_to_mean(Py_ssize_t n_cols, double w_sum, const double* K,
+                         const double* center, double* mean, double* m2,
+                         double* dev) noexcept nogil
 
 
 cdef void _moments_cols_block(
@@ -186,12 +201,7 @@ cdef void _moments_cols_block(
                 squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
             else:
                 squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
-            for j in range(n_cols):
-                d = sub_n[j] * inv_w  # exact mean of the sub-chunk - center
-                if fabs(d) < INFINITY:  # not after an inf or NaN: keep those as they are
-                    sub_mean[j] = sub_mean[j] + d
-                    sub_m2[j] = sub_m2[j] - sub_n[j] * d
-                sub_n[j] = w_sum
+            correct_to_mean(n_cols, w_sum, K, center, sub_mean, sub_m2, sub_n)
         else:
             for i in range(a, b):
                 row = X + i * n_cols

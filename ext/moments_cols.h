@@ -1,7 +1,47 @@
 /* shifted_sums_{float,double} and squared_deviations_{float,double}: see
- * moments_cols_impl.h. */
+ * moments_cols_impl.h; correct_to_mean below. */
 #ifndef FASTNORM_MOMENTS_COLS_H
 #define FASTNORM_MOMENTS_COLS_H
+
+/* Evaluated as written, without setup.py's -fassociative-math (which is for
+ * the row kernels' reductions): these loops vectorize across columns without
+ * it, and the corrected two-pass relies on their order of operations. With
+ * it, GCC turned (center - K) + d into (center + d) - K, rounding every
+ * sub-chunk's mean at the data's magnitude (M2 off by ~1e-7 relative for
+ * mean/std = 1e11), and summed the zeros of a constant column to ~1e-17. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-associative-math")
+#endif
+
 #define FASTNORM_TEMPLATE "moments_cols_impl.h"
 #include "for_float_and_double.h"
+
+/* The corrected two-pass step for the columns of an unweighted sub-chunk of
+ * w_sum rows whose deviations about center went into m2 (sum of squares) and
+ * dev (sum): mean becomes the exact mean of the sub-chunk - K, m2 its M2,
+ * dev w_sum (its count). Columns where an inf or NaN left d not finite keep
+ * mean and m2 as they are. */
+static void correct_to_mean(Py_ssize_t n_cols, double w_sum, const double *restrict K,
+                            const double *restrict center, double *restrict mean,
+                            double *restrict m2, double *restrict dev)
+{
+    Py_ssize_t j;
+    for (j = 0; j < n_cols; j++) {
+        /* A division, not * (1 / w_sum): equal deviations (a constant
+         * column) then give d equal to them, so M2 is exactly 0. */
+        double d = dev[j] / w_sum;
+        if (fabs(d) < INFINITY) {
+            /* from center (= mean + K rounded, pass 1 being approximate):
+             * a constant column's mean stays exact */
+            mean[j] = (center[j] - K[j]) + d;
+            m2[j] = m2[j] - dev[j] * d;
+        }
+        dev[j] = w_sum;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 #endif

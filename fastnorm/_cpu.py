@@ -83,14 +83,18 @@ def power_sums(X, axis, p):
 
 
 def quantiles(X, axis, qs, ignore_nan=False):
-    """Quantiles (fractions `qs`, ascending) per column/row: shape (len(qs), n)."""
+    """Quantiles (fractions `qs`, in any order) per column/row: shape (len(qs), n)."""
     Xk, ak, _ = _kernel_view(X, axis)
     if ak == 0:  # the row kernel needs each column contiguous
         Xk = np.ascontiguousarray(Xk.T)
-    qs = np.ascontiguousarray(qs, dtype=np.float64)
+    qs = np.asarray(qs, dtype=np.float64)
+    order = np.argsort(qs, kind="stable")  # the kernel selects in ascending order
     out = np.empty((Xk.shape[0], qs.shape[0]))
-    _quantiles.quantiles_rows(Xk, qs, ignore_nan, effective_n_threads(X.nbytes), out)
-    return out.T
+    _quantiles.quantiles_rows(Xk, np.ascontiguousarray(qs[order]), ignore_nan,
+                              effective_n_threads(X.nbytes), out)
+    result = np.empty_like(out.T)
+    result[order] = out.T
+    return result
 
 
 def affine(X, axis, shift, scale, offset, out):
@@ -168,7 +172,7 @@ def sparse_normalize_rows(X, norm, out_data):
     """Normalize the rows of CSR X into out_data (see _sparse.normalize_csr_rows)."""
     from ._ext import _sparse
     data, _, indptr = _sparse_buffers(X)
-    _sparse.normalize_csr_rows(data, indptr, X.shape[1], {"l1": 1, "l2": 2, "max": 0}[norm],
+    _sparse.normalize_csr_rows(data, indptr, {"l1": 1, "l2": 2, "max": 0}[norm],
                                out_data, effective_n_threads(X.data.nbytes))
 
 
