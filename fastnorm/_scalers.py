@@ -172,7 +172,14 @@ def _affine(X, out, shift=0.0, scale=1.0, offset=0.0):
 
 
 def _canonical(X):
-    """X without duplicate entries (scipy sums them; kernels read entries once)."""
+    """X checked and without duplicate entries (scipy sums them; kernels read
+    entries once). The kernels index with X's indices unchecked: an index out
+    of range (scipy builds such a matrix without complaint) is a ValueError
+    here, not a read out of bounds."""
+    try:
+        X.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"X is a malformed sparse matrix: {exc}") from None
     if getattr(X, "has_canonical_format", True):  # DOK/LIL cannot hold duplicates
         return X
     X = X.copy()
@@ -185,6 +192,7 @@ def _scale_sparse_cols(X, copy, factor):
     into a new matrix (copy: one pass, the scaled values go straight into the
     new data array) or into X's own data."""
     X = _canonical(X)
+    copy = copy or not X.data.flags.writeable  # read-only data: a copy, as scikit-learn
     if factor is None or not X.nnz:
         return X.copy() if copy else X
     if not copy:
@@ -213,8 +221,9 @@ def _fit_min_max(estimator, X, reset):
 
 
 def _lazy_for_dask(method):
-    """A transform that maps Dask input chunk by chunk, lazily (through the
-    fitted transformer itself: see fastnorm._dask.lazy_transform)."""
+    """An inverse_transform that maps Dask input chunk by chunk, lazily
+    (through the fitted transformer itself: see fastnorm._dask.lazy_transform;
+    transform gets the same from _dask_ahead_of_set_output)."""
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
         if _dask.is_dask_collection(X):
@@ -245,6 +254,14 @@ def _dask_ahead_of_set_output(cls):
 
     cls.transform, cls.fit_transform = dask_first_transform, dask_first_fit_transform
     return cls
+
+
+def _minmax_shift(data_min, factor):
+    """The shift of the min-max affine (x - shift) * factor + range_min:
+    data_min, except 0 where the range overflowed (factor 0), so those
+    features map to range_min as scikit-learn's x * 0 + min_ does, not to
+    inf * 0 = NaN."""
+    return np.where(factor == 0, 0.0, data_min)
 
 
 def _is_constant_feature(var, mean, n_samples):
@@ -369,7 +386,6 @@ class StandardScaler(skp.StandardScaler):
         # scikit-learn keeps one number while every feature saw as many values
         self.n_samples_seen_ = count[0] if count.max() == count.min() else count
 
-    @_lazy_for_dask
     @_sklearn_for_other_namespaces
     def transform(self, X, copy=None):
         copy = copy if copy is not None else self.copy
@@ -438,7 +454,6 @@ class MinMaxScaler(skp.MinMaxScaler):
         self.data_range_ = data_range
         return self
 
-    @_lazy_for_dask
     @_sklearn_for_other_namespaces
     def transform(self, X):
         X, out = _transform_input(self, X, self.copy)
@@ -446,7 +461,8 @@ class MinMaxScaler(skp.MinMaxScaler):
         # data_min lands exactly on feature_range[0] whatever the rounding
         # (or fused multiply-add) of the kernel, and far-from-zero data keeps
         # its digits
-        _affine(X, out, shift=self.data_min_.astype(X.dtype), scale=self.scale_.astype(X.dtype),
+        scale = self.scale_.astype(X.dtype)
+        _affine(X, out, shift=_minmax_shift(self.data_min_.astype(X.dtype), scale), scale=scale,
                 offset=self.feature_range[0])
         if self.clip:
             np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
@@ -494,7 +510,6 @@ class MaxAbsScaler(skp.MaxAbsScaler):
         self.scale_ = _zero_scale_to_one(max_abs)
         return self
 
-    @_lazy_for_dask
     @_sklearn_for_other_namespaces
     def transform(self, X):
         X, out = _transform_input(self, X, self.copy, accept_sparse=("csr", "csc"))
@@ -563,7 +578,6 @@ class RobustScaler(skp.RobustScaler):
             self.scale_ = None
         return self
 
-    @_lazy_for_dask
     @_sklearn_for_other_namespaces
     def transform(self, X):
         X, out = _transform_input(self, X, self.copy, accept_sparse=("csr", "csc"))
@@ -603,7 +617,6 @@ class Normalizer(skp.Normalizer):
             return self
         return super().fit(X, y)
 
-    @_lazy_for_dask
     @_sklearn_for_other_namespaces
     def transform(self, X, copy=None):
         copy = copy if copy is not None else self.copy

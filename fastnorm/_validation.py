@@ -30,6 +30,11 @@ def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
         raise TypeError(f"{name} is a sparse matrix; this function takes dense "
                         f"arrays (convert with {name}.toarray())")
     _backend.ops_for(X, name=name)  # rejects CuPy / GPU for now
+    if type(X).__module__.split(".")[0] == "pandas":
+        # nullable and pyarrow columns: pd.NA becomes NaN, as scikit-learn reads them
+        from sklearn.utils.validation import check_array
+        X = check_array(X, dtype="numeric", ensure_all_finite=False, ensure_2d=False,
+                        allow_nd=True, ensure_min_samples=0, ensure_min_features=0)
     arr = np.asarray(X)
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in KERNEL_DTYPES:
@@ -164,3 +169,33 @@ def check_sample_weight(sample_weight, n, name="sample_weight"):
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"{name} must be finite and non-negative")
     return w
+
+
+def check_int(value, name, *, minimum=None):
+    """value as an int: TypeError unless it is one (NumPy integers count;
+    bools and floats such as 3.0 do not, as torch refuses them for sizes),
+    ValueError below `minimum`."""
+    from operator import index
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        value = index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return value
+
+
+def check_shape(value, name):
+    """An int or a sequence of ints, each >= 0, as a shape tuple: TypeError for
+    anything else (5.7, "5", True, None), ValueError for a negative size."""
+    dims = [value] if hasattr(value, "__index__") and np.ndim(value) == 0 else value
+    try:
+        if isinstance(dims, (str, bytes)):
+            raise TypeError
+        return tuple(check_int(d, name, minimum=0) for d in dims)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
+    except ValueError:
+        raise ValueError(f"{name} must hold sizes >= 0, got {value!r}") from None

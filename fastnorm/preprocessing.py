@@ -124,6 +124,9 @@ def _prepare(X, axis, copy, out, *, allow_1d=True, rows_of_1d=False):
     axis = check_axis(axis, 2, allow_negative=False)
     if X.ndim == 1 and axis == 1 and not rows_of_1d:
         raise ValueError("axis=1 is out of bounds for a 1-D X (allowed: 0)")
+    if out is not None and out is not X and np.may_share_memory(out, X):
+        # out overlaps X without being X: read from a copy, as NumPy's ufuncs do
+        X, fresh = X.copy(), True
     Y = output_for(X, fresh, copy, out)
     if X.ndim == 1:
         return X, X[:, None], axis, Y, Y[:, None]
@@ -234,7 +237,7 @@ def minmax_scale(X, feature_range=(0, 1), *, axis=0, copy=True, out=None):
     data_min = mn.astype(X.dtype)
     data_range = mx.astype(X.dtype) - data_min
     factor = (hi - lo) / _handle_zeros_in_scale(data_range, X.dtype, False).astype(np.float64)
-    _apply(ops, X2, axis, Y2, shift=data_min, scale=factor, offset=lo)
+    _apply(ops, X2, axis, Y2, shift=_minmax_shift(data_min, factor), scale=factor, offset=lo)
     return Y
 
 
@@ -378,6 +381,7 @@ from ._scalers import (  # noqa: E402
     RobustScaler,
     StandardScaler,
     _canonical,
+    _minmax_shift,
     _scale_sparse_cols,
 )
 

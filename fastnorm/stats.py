@@ -175,9 +175,7 @@ def quantiles(X, q, axis=0, ignore_nan=False):
     if X2.shape[axis] == 0:
         raise ValueError(f"X has no values along axis {axis} (shape {X2.shape})")
     qs = np.atleast_1d(q_arr)
-    order = np.argsort(qs, kind="stable")
-    res = np.empty((qs.size, X2.shape[1 - axis]))
-    res[order] = _backend.ops_for(X2).quantiles(X2, axis, qs[order], ignore_nan)
+    res = _backend.ops_for(X2).quantiles(X2, axis, qs, ignore_nan)
     res = res.reshape((qs.size,) + (() if ndim == 1 else (X2.shape[1 - axis],)))
     return res[0] if q_arr.ndim == 0 else res
 

@@ -63,9 +63,9 @@ def _counting(name, function):
     return counted
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def count_kernel_calls():
-    """Count calls of every function of fastnorm._cpu while the suite runs."""
+    """Count calls of every function of fastnorm._cpu while this suite runs."""
     originals = {name: obj for name, obj in vars(fastnorm._cpu).items()
                  if isinstance(obj, types.FunctionType) and not name.startswith("_")}
     for name, function in originals.items():
