@@ -2,7 +2,8 @@
 
 Same arguments, defaults and semantics as the torch functions of the same
 name (biased variance, eps inside the square root, the dtype kept); the
-input is a NumPy float32/float64 array. Differences, all additions:
+input is a NumPy float32/float64 array (byte-swapped ones are taken and
+give native results). Differences, all additions:
 
 - ``return_saved=True`` makes a forward also return its saved statistics,
   which the matching ``*_backward(..., saved=...)`` reuses instead of
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import _backend
 from ._docs import public_dir as _public_dir
+from ._validation import check_shape
 
 __all__ = [
     "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
@@ -36,29 +38,28 @@ __all__ = [
 
 # ---------------------------------------------------------------- checks ---
 
-def _float_array(x, name):
-    """x as a NumPy float32/float64 array (as torch, integers are refused)."""
+def _float_array(x, name, *, keep_byte_order=False):
+    """x as a NumPy float32/float64 array (as torch, integers and complex
+    numbers are refused). Byte-swapped floats are floats: they come back in
+    native byte order (a copy), unless keep_byte_order (for an array updated
+    in place)."""
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     _backend.ops_for(x, name=name)
     arr = np.asarray(x)
-    if arr.dtype not in (np.float32, np.float64):
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real float32 or float64 "
+                        "arrays can be normalized")
+    native = arr.dtype.newbyteorder("=")
+    if native not in (np.float32, np.float64):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {arr.dtype}")
-    return arr
+    return arr if keep_byte_order or arr.dtype == native else arr.astype(native)
 
 
 def _normalized_shape(normalized_shape, x):
-    if isinstance(normalized_shape, Integral) and not isinstance(normalized_shape, bool):
-        normalized_shape = (int(normalized_shape),)
-    try:
-        if isinstance(normalized_shape, (str, bytes)):
-            raise TypeError
-        shape = tuple(operator.index(d) for d in normalized_shape)
-    except TypeError:
-        raise TypeError("normalized_shape must be an int or a sequence of ints, got "
-                        f"{normalized_shape!r}") from None
-    if len(shape) == 0 or any(d < 0 for d in shape):
-        raise ValueError(f"normalized_shape must be non-empty with sizes >= 0, got {shape}")
+    shape = check_shape(normalized_shape, "normalized_shape")
+    if len(shape) == 0:
+        raise ValueError("normalized_shape must be non-empty, got ()")
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"normalized_shape={shape} does not match the trailing dimensions "
                          f"of input with shape {x.shape}")
@@ -104,17 +105,30 @@ class SavedStats:
 
 
 def _check_saved(saved, shape):
-    """`saved` from a forward whose statistics had `shape` (an int: 1-D)."""
+    """`saved` from a forward whose statistics had `shape` (an int: 1-D), as
+    the kernels take it: C-contiguous float64 (any float array converts
+    without loss)."""
     if saved is None:
         return None
     if not isinstance(saved, SavedStats):
         raise TypeError(f"saved must be what the forward returned with return_saved=True, "
                         f"got {type(saved).__name__}")
     shape = (shape,) if isinstance(shape, Integral) else tuple(shape)
-    if np.shape(saved.mean) != shape or np.shape(saved.rstd) != shape:
-        raise ValueError(f"saved holds statistics of shape {np.shape(saved.mean)}, "
-                         f"this input needs {shape}")
-    return saved
+    stats = []
+    for name in ("mean", "rstd"):
+        value = getattr(saved, name)
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # a ragged sequence
+            arr = np.asarray(None)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"saved.{name} must be a float array (the forward's statistics), "
+                            f"got {type(value).__name__} of dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"saved.{name} holds statistics of shape {arr.shape}, "
+                             f"this input needs {shape}")
+        stats.append(np.ascontiguousarray(arr, dtype=np.float64))
+    return SavedStats(*stats)
 
 
 # ------------------------------------------------------ layer / rms norm ---
@@ -315,22 +329,23 @@ def _merge(mean, m2, count, axis):
         axis=axis, keepdims=True)
 
 
-def _channel_param(p, name, C, dtype, contiguous=True):
-    """weight/bias/running statistics: None, or a 1-D array of length C."""
+def _channel_param(p, name, C, dtype, in_place=False):
+    """weight/bias/running statistics: None, or a 1-D array of length C
+    (in_place: the array itself, in its byte order, for writing through)."""
     if p is None:
         return None
-    arr = _float_array(p, name)
+    arr = _float_array(p, name, keep_byte_order=in_place)
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},) (the number of channels), "
                          f"got {arr.shape}")
-    if arr.dtype != dtype:
+    if arr.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
-    return np.ascontiguousarray(arr) if contiguous else arr
+    return arr if in_place else np.ascontiguousarray(arr)
 
 
 def _running(p, name, C, dtype):
     """A running statistic, updated in place: a writable NumPy array."""
-    arr = _channel_param(p, name, C, dtype, contiguous=False)
+    arr = _channel_param(p, name, C, dtype, in_place=True)
     if arr is not None and not (isinstance(p, np.ndarray) and p.flags.writeable):
         raise TypeError(f"{name} is updated in place: it must be a writable NumPy array")
     return arr

@@ -16,14 +16,21 @@ torch module's state dict (tensors or arrays) back.
 
 Parameters are created in `dtype` (float32 unless told, as torch); the
 input must have the same dtype.
+
+A forward that raises changes no state (running statistics, the batch count,
+what the next backward differentiates), and neither does a load_state_dict
+that raises. The backward is that of the last forward even if its input or
+the parameters were modified in place in between (the layer keeps its own
+copies); a pickled or copied layer does not carry that input.
 """
 from collections import OrderedDict
-from numbers import Integral
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import functional as F
 from ._docs import public_dir as _public_dir
+from ._validation import check_int, check_shape
 
 __all__ = ["BatchNorm", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm",
            "LocalResponseNorm", "SwitchableNorm"]
@@ -37,9 +44,7 @@ def _dtype(dtype):
 
 
 def _positive_int(v, name):
-    if not isinstance(v, Integral) or isinstance(v, bool) or v <= 0:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
+    return check_int(v, name, minimum=1)
 
 
 def _to_numpy(v):
@@ -48,12 +53,40 @@ def _to_numpy(v):
     return np.asarray(v)
 
 
+def _private_input(x):
+    """The forward's input, checked, as the layer's own C-contiguous copy.
+
+    torch keeps a reference and a version counter, and its backward raises
+    if the input was modified in place; NumPy arrays have no version counter.
+    A checksum would read the input once at the forward and again at the
+    backward, only to raise (a sum is cheap but misses a permutation; CRC32
+    runs slower than a memcpy). The copy costs one memcpy at the forward, the
+    functions then run on it (already C-contiguous: they copy nothing more),
+    and the backward is exact whatever happens to the caller's array or, for
+    a view, its base. It holds one input-sized buffer until the next forward,
+    as torch holds the input.
+    """
+    return np.array(F._float_array(x, "input"), order="C")
+
+
+def _frozen(args):
+    """The functional's arguments with their arrays (parameters, running
+    statistics: small) copied, for the backward of this forward."""
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+
+
 class _Layer:
     """Parameters (trainable) and buffers (running statistics) by name; the
-    forward's input and saved statistics are kept for the backward."""
+    forward's input, arguments and saved statistics are kept for the backward.
+
+    A layer names its pair of fastnorm.functional functions and gives their
+    keyword arguments other than the input (`_args`); the backward returns
+    grad_input and the gradients named in `_grad_names`, in that order."""
 
     _parameters = ()  # names, in torch's state_dict order
     _buffers = ()
+    _forward_fn = _backward_fn = None  # staticmethods
+    _grad_names = ()
 
     def __init__(self):
         self.training = True
@@ -70,6 +103,37 @@ class _Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def _args(self):
+        raise NotImplementedError
+
+    def _run(self, x, **forward_only):
+        """The forward: every check (the functions') before any state changes."""
+        x = _private_input(x)
+        args = self._args()
+        out, saved = self._forward_fn(x, return_saved=True, **args, **forward_only)
+        self._ctx = (x, saved, _frozen(args))
+        return out
+
+    def forward(self, x):
+        return self._run(x)
+
+    def backward(self, grad_output):
+        """grad_input of the last forward; the parameter gradients go to `grads`."""
+        x, saved, args = self._saved_input()
+        dx, *grads = self._backward_fn(grad_output, x, saved=saved, **args)
+        self._store_grads(**dict(zip(self._grad_names, grads)))
+        return dx
+
+    def __getstate__(self):
+        """Pickles (and copies) hold parameters and buffers, not the last input."""
+        state = self.__dict__.copy()
+        state["_ctx"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._ctx = None  # also from a pickle that carried one
+
     def _present(self, names):
         return [n for n in names if getattr(self, n, None) is not None]
 
@@ -82,21 +146,42 @@ class _Layer:
                            for n in self._present(self._parameters + self._buffers))
 
     def load_state_dict(self, state_dict, strict=True):
-        """Load arrays (or torch tensors) by key, in place, keeping dtypes."""
-        expected = set(self._present(self._parameters + self._buffers))
+        """Load arrays (or torch tensors) by key, in place, keeping dtypes.
+        Every value is checked before any is written."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError("state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        expected = self._present(self._parameters + self._buffers)
         if strict:
-            missing, unexpected = expected - set(state_dict), set(state_dict) - expected
+            missing = set(expected) - set(state_dict)
+            unexpected = set(state_dict) - set(expected)
             if missing or unexpected:
                 raise KeyError(f"state_dict keys do not match: missing {sorted(missing)}, "
                                f"unexpected {sorted(unexpected)}")
-        for name in expected & set(state_dict):
-            current = getattr(self, name)
-            value = _to_numpy(state_dict[name])
-            if value.shape != current.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, "
-                                 f"the layer's is {current.shape}")
-            current[...] = value
+        values = {n: self._state_value(n, state_dict[n]) for n in expected if n in state_dict}
+        for name, value in values.items():
+            getattr(self, name)[...] = value
         return self
+
+    def _state_value(self, name, value):
+        """state_dict[name] as an array that fits the layer's own, without
+        silent coercion: real numbers for a parameter or running statistic,
+        an integer >= 0 for num_batches_tracked."""
+        current, key = getattr(self, name), f"state_dict[{name!r}]"
+        try:
+            arr = _to_numpy(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{key} could not be read as an array: {exc}") from None
+        integer = current.dtype.kind == "i"
+        if arr.dtype.kind not in ("iu" if integer else "fiu"):
+            raise TypeError(f"{key} must hold {'an integer' if integer else 'real numbers'}, "
+                            f"got {arr.tolist() if arr.size <= 4 else 'an array'} of dtype "
+                            f"{arr.dtype}")
+        if arr.shape != current.shape:
+            raise ValueError(f"{key} has shape {arr.shape}, the layer's is {current.shape}")
+        if integer and (arr < 0).any():
+            raise ValueError(f"{key} must be >= 0, got {arr.tolist()}")
+        return arr
 
     def _store_grads(self, **grads):
         """Keep the parameter gradients of the last backward (None: no such parameter)."""
@@ -104,7 +189,8 @@ class _Layer:
 
     def _saved_input(self):
         if self._ctx is None:
-            raise RuntimeError("backward() needs a forward() first")
+            raise RuntimeError("backward() needs a forward() on this layer first (a pickled "
+                               "or copied layer does not carry the last forward's input)")
         return self._ctx
 
     def __repr__(self):
@@ -119,6 +205,7 @@ class _RunningStats(_Layer):
 
     _parameters = ("weight", "bias")
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
+    _grad_names = ("weight", "bias")
 
     def __init__(self, num_features, eps, momentum, affine, track_running_stats, dtype,
                  layout):
@@ -136,12 +223,6 @@ class _RunningStats(_Layer):
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
-    def backward(self, grad_output):
-        x, saved, kw = self._saved_input()
-        dx, dw, db = self._backward_fn(grad_output, x, saved=saved, **kw)
-        self._store_grads(weight=dw, bias=db)
-        return dx
-
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
@@ -151,6 +232,7 @@ class BatchNorm(_RunningStats):
     """torch.nn.BatchNorm1d/2d/3d in one class: the input's rank (2 to 5)
     picks which. layout="NHWC" takes channels-last (N, *spatial, C) input."""
 
+    _forward_fn = staticmethod(F.batch_norm)
     _backward_fn = staticmethod(F.batch_norm_backward)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
@@ -158,26 +240,27 @@ class BatchNorm(_RunningStats):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
                          layout)
 
-    def _call_args(self):
+    def _counts(self):
+        return self.training and self.track_running_stats
+
+    def _args(self):
         """torch's _BatchNorm.forward: which statistics and which momentum."""
-        use_batch = self.training or self.running_mean is None
-        track = self.training and self.track_running_stats
-        return dict(running_mean=self.running_mean if not self.training or track else None,
-                    running_var=self.running_var if not self.training or track else None,
-                    weight=self.weight, bias=self.bias, training=use_batch,
+        running = not self.training or self._counts()
+        return dict(running_mean=self.running_mean if running else None,
+                    running_var=self.running_var if running else None,
+                    weight=self.weight, bias=self.bias,
+                    training=self.training or self.running_mean is None,
+                    momentum=0.0 if self.momentum is None and not self._counts()
+                    else self.momentum,
                     eps=self.eps, layout=self.layout)
 
     def forward(self, x):
-        kw = self._call_args()
-        momentum, nbt = self.momentum, None
-        if self.training and self.track_running_stats:
+        counts = self._counts()
+        # momentum=None: the cumulative moving average over the batches counted
+        nbt = int(self.num_batches_tracked) + 1 if counts and self.momentum is None else None
+        out = self._run(x, num_batches_tracked=nbt)
+        if counts:  # only a batch that passed the checks counts (torch's counts first)
             self.num_batches_tracked += 1
-            if momentum is None:  # cumulative moving average
-                nbt = int(self.num_batches_tracked)
-        out, saved = F.batch_norm(x, momentum=0.0 if momentum is None and nbt is None
-                                  else momentum, num_batches_tracked=nbt,
-                                  return_saved=True, **kw)
-        self._ctx = (x, saved, kw)
         return out
 
 
@@ -185,6 +268,7 @@ class InstanceNorm(_RunningStats):
     """torch.nn.InstanceNorm1d/2d/3d in one class (input rank 3 to 5); as
     torch, affine and track_running_stats are off by default."""
 
+    _forward_fn = staticmethod(F.instance_norm)
     _backward_fn = staticmethod(F.instance_norm_backward)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
@@ -192,24 +276,21 @@ class InstanceNorm(_RunningStats):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
                          layout)
 
-    def _call_args(self):
+    def _args(self):
         return dict(running_mean=self.running_mean, running_var=self.running_var,
                     weight=self.weight, bias=self.bias,
                     use_input_stats=self.training or not self.track_running_stats,
                     momentum=0.0 if self.momentum is None else self.momentum,
                     eps=self.eps, layout=self.layout)
 
-    def forward(self, x):
-        kw = self._call_args()
-        out, saved = F.instance_norm(x, return_saved=True, **kw)
-        self._ctx = (x, saved, kw)
-        return out
-
 
 class GroupNorm(_Layer):
     """torch.nn.GroupNorm."""
 
     _parameters = ("weight", "bias")
+    _forward_fn = staticmethod(F.group_norm)
+    _backward_fn = staticmethod(F.group_norm_backward)
+    _grad_names = ("weight", "bias")
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None,
                  layout="NCHW"):
@@ -223,57 +304,35 @@ class GroupNorm(_Layer):
         self.weight = np.ones(num_channels, dt) if affine else None
         self.bias = np.zeros(num_channels, dt) if affine else None
 
-    def forward(self, x):
-        out, saved = F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps,
-                                  layout=self.layout, return_saved=True)
-        self._ctx = (x, saved)
-        return out
-
-    def backward(self, grad_output):
-        x, saved = self._saved_input()
-        dx, dw, db = F.group_norm_backward(grad_output, x, self.num_groups, self.weight,
-                                           self.bias, self.eps, layout=self.layout,
-                                           saved=saved)
-        self._store_grads(weight=dw, bias=db)
-        return dx
+    def _args(self):
+        return dict(num_groups=self.num_groups, weight=self.weight, bias=self.bias,
+                    eps=self.eps, layout=self.layout)
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
-
-
-def _shape_tuple(normalized_shape):
-    if isinstance(normalized_shape, Integral):
-        normalized_shape = (normalized_shape,)
-    return tuple(int(d) for d in normalized_shape)
 
 
 class LayerNorm(_Layer):
     """torch.nn.LayerNorm."""
 
     _parameters = ("weight", "bias")
+    _forward_fn = staticmethod(F.layer_norm)
+    _backward_fn = staticmethod(F.layer_norm_backward)
+    _grad_names = ("weight", "bias")
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=None):
         super().__init__()
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = check_shape(normalized_shape, "normalized_shape")
         self.eps, self.elementwise_affine = eps, bool(elementwise_affine)
         dt = _dtype(dtype)
         self.weight = np.ones(self.normalized_shape, dt) if elementwise_affine else None
         self.bias = (np.zeros(self.normalized_shape, dt)
                      if elementwise_affine and bias else None)
 
-    def forward(self, x):
-        out, saved = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps,
-                                  return_saved=True)
-        self._ctx = (x, saved)
-        return out
-
-    def backward(self, grad_output):
-        x, saved = self._saved_input()
-        dx, dw, db = F.layer_norm_backward(grad_output, x, self.normalized_shape, self.weight,
-                                           self.bias, self.eps, saved=saved)
-        self._store_grads(weight=dw, bias=db)
-        return dx
+    def _args(self):
+        return dict(normalized_shape=self.normalized_shape, weight=self.weight,
+                    bias=self.bias, eps=self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
@@ -284,48 +343,46 @@ class RMSNorm(_Layer):
     """torch.nn.RMSNorm (eps=None: the input dtype's machine epsilon)."""
 
     _parameters = ("weight",)
+    _forward_fn = staticmethod(F.rms_norm)
+    _backward_fn = staticmethod(F.rms_norm_backward)
+    _grad_names = ("weight",)
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
         super().__init__()
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = check_shape(normalized_shape, "normalized_shape")
         self.eps, self.elementwise_affine = eps, bool(elementwise_affine)
         self.weight = (np.ones(self.normalized_shape, _dtype(dtype))
                        if elementwise_affine else None)
 
-    def forward(self, x):
-        out, saved = F.rms_norm(x, self.normalized_shape, self.weight, self.eps,
-                                return_saved=True)
-        self._ctx = (x, saved)
-        return out
-
-    def backward(self, grad_output):
-        x, saved = self._saved_input()
-        dx, dw = F.rms_norm_backward(grad_output, x, self.normalized_shape, self.weight,
-                                     self.eps, saved=saved)
-        self._store_grads(weight=dw)
-        return dx
+    def _args(self):
+        return dict(normalized_shape=self.normalized_shape, weight=self.weight, eps=self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}")
 
 
+def _lrn(x, return_saved, **args):
+    return F.local_response_norm(x, **args), None  # no statistics to save
+
+
+def _lrn_backward(grad_output, x, saved, **args):
+    return F.local_response_norm_backward(grad_output, x, **args)
+
+
 class LocalResponseNorm(_Layer):
     """torch.nn.LocalResponseNorm (no parameters)."""
+
+    _forward_fn = staticmethod(_lrn)
+    _backward_fn = staticmethod(_lrn_backward)
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
         self.size = _positive_int(size, "size")
         self.alpha, self.beta, self.k = alpha, beta, k
 
-    def forward(self, x):
-        self._ctx = x
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
-
-    def backward(self, grad_output):
-        x = self._saved_input()
-        return F.local_response_norm_backward(grad_output, x, self.size, self.alpha,
-                                              self.beta, self.k)[0]
+    def _args(self):
+        return dict(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
@@ -339,6 +396,9 @@ class SwitchableNorm(_Layer):
 
     _parameters = ("weight", "bias", "mean_weight", "var_weight")
     _buffers = ("running_mean", "running_var")
+    _forward_fn = staticmethod(F.switchable_norm)
+    _backward_fn = staticmethod(F.switchable_norm_backward)
+    _grad_names = _parameters
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, using_bn=True, affine=True,
                  dtype=None, layout="NCHW"):
@@ -356,27 +416,13 @@ class SwitchableNorm(_Layer):
         self.running_var = np.ones(num_features, dt) if using_bn else None
 
     def _args(self):
-        return (self.weight, self.bias, self.mean_weight, self.var_weight, self.running_mean,
-                self.running_var, self.training, self.momentum, self.eps, self.using_bn)
-
-    def forward(self, x):
-        out, saved = F.switchable_norm(x, *self._args(), layout=self.layout,
-                                       return_saved=True)
-        # the backward needs the batch statistics, not the updated running ones
-        self._ctx = (x, self.training)
-        return out
-
-    def backward(self, grad_output):
-        x, training = self._saved_input()
-        args = list(self._args())
-        args[6] = training
-        if training and self.using_bn:
-            # training-mode gradients do not read the running statistics
-            args[4], args[5] = None, None
-        dx, dw, db, dmw, dvw = F.switchable_norm_backward(grad_output, x, *args,
-                                                          layout=self.layout)
-        self._store_grads(weight=dw, bias=db, mean_weight=dmw, var_weight=dvw)
-        return dx
+        # (training-mode gradients do not read the running statistics, which
+        # the forward updates: the backward's copies of them are harmless)
+        return dict(weight=self.weight, bias=self.bias, mean_weight=self.mean_weight,
+                    var_weight=self.var_weight, running_mean=self.running_mean,
+                    running_var=self.running_var, training=self.training,
+                    momentum=self.momentum, eps=self.eps, using_bn=self.using_bn,
+                    layout=self.layout)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
