@@ -1,10 +1,10 @@
 """Out-of-core fitting on one machine: partial_fit over row chunks.
 
 The source is read one chunk at a time, so memory stays bounded by the chunk
-size, not the data size. For a numpy.memmap the pages of a chunk are
-released from the process once it is fitted (the file stays in the page
-cache, so a second pass is fast, but the resident set does not grow to the
-file's size).
+size, not the data size. For a numpy.memmap shared with its file (modes
+"r", "r+", "w+") the pages of a chunk are released from the process once it
+is fitted (the file stays in the page cache, so a second pass is fast, but
+the resident set does not grow to the file's size).
 """
 import mmap
 import numbers
@@ -15,12 +15,19 @@ CHUNK_BYTES = 64 * 2**20      # default chunk: 64 MiB of rows
 PROGRESS_BYTES = 2**30        # progress bar by default from 1 GiB on
 
 
+# Memmap modes whose mapping is shared with the file (MAP_SHARED): there
+# MADV_DONTNEED only unmaps pages, and dirty ones stay in the page cache.
+# Mode "c" is MAP_PRIVATE: it would throw away the user's in-memory edits.
+_SHARED_MODES = ("r", "r+", "w+")
+
+
 def _release_pages(X, chunk):
     """Drop the memmap pages behind `chunk` (a row slice of X) from the
-    process's resident set: MADV_DONTNEED on a shared read mapping only
+    process's resident set: MADV_DONTNEED on a shared file mapping only
     unmaps them; the data stays in the file and the page cache."""
     buf = getattr(X, "_mmap", None)
-    if buf is None or not hasattr(buf, "madvise") or not chunk.size:
+    if buf is None or not hasattr(buf, "madvise") or not chunk.size \
+            or getattr(X, "mode", None) not in _SHARED_MODES:
         return
     base = np.frombuffer(buf, dtype=np.uint8).ctypes.data
     start = chunk.ctypes.data - base
@@ -61,37 +68,60 @@ def partial_fit_chunks(estimator, X, *, chunk_rows=None, verbose=None):
         raise TypeError(f"estimator must have partial_fit, got {type(estimator).__name__}")
     if verbose is not None and not isinstance(verbose, bool):
         raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
-    if hasattr(estimator, "_reset"):
-        estimator._reset()  # as fit: start from scratch
     shape = getattr(X, "shape", None)
-    if shape is None:  # an iterable of chunks
-        bar = _progress(None, verbose, False)
-        for chunk in X:
+    if shape is not None:
+        if len(shape) != 2:
+            raise ValueError(f"X must be 2-D (samples, features), got shape {shape}")
+        if chunk_rows is not None and (not isinstance(chunk_rows, numbers.Integral)
+                                       or isinstance(chunk_rows, bool) or chunk_rows <= 0):
+            raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    # An interrupted or failed fit (Ctrl-C, a bad chunk) leaves the estimator
+    # as it was: put its attributes back. _reset and partial_fit rebind them;
+    # arrays are copied in case a partial_fit without _reset updates in place.
+    saved = {k: v.copy() if isinstance(v, np.ndarray) else v
+             for k, v in vars(estimator).items()}
+    try:
+        if hasattr(estimator, "_reset"):
+            estimator._reset()  # as fit: start from scratch
+        if shape is None:
+            _fit_iterable(estimator, X, verbose)
+        else:
+            _fit_array(estimator, X, chunk_rows, verbose)
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
+    return estimator
+
+
+def _fit_iterable(estimator, chunks, verbose):
+    bar = _progress(None, verbose, False)
+    try:
+        for chunk in chunks:
             estimator.partial_fit(chunk)
             if bar is not None:
                 bar.update(1)
+    finally:
         if bar is not None:
             bar.close()
-        return estimator
-    if len(shape) != 2:
-        raise ValueError(f"X must be 2-D (samples, features), got shape {shape}")
-    n_rows = shape[0]
-    row_bytes = max(1, shape[1] * getattr(X, "dtype", np.dtype(np.float64)).itemsize)
+
+
+def _fit_array(estimator, X, chunk_rows, verbose):
+    n_rows, n_cols = X.shape
+    row_bytes = max(1, n_cols * getattr(X, "dtype", np.dtype(np.float64)).itemsize)
     if chunk_rows is None:
         chunk_rows = max(1, CHUNK_BYTES // row_bytes)
-    if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) \
-            or chunk_rows <= 0:
-        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
     if verbose is None:
         verbose = n_rows * row_bytes >= PROGRESS_BYTES
     bar = _progress(n_rows * row_bytes, verbose, True)
-    for start in range(0, max(n_rows, 1), chunk_rows):
-        chunk = X[start:start + chunk_rows]
-        estimator.partial_fit(chunk)
-        if isinstance(X, np.memmap):
-            _release_pages(X, chunk)
+    try:
+        for start in range(0, max(n_rows, 1), chunk_rows):
+            chunk = X[start:start + chunk_rows]
+            estimator.partial_fit(chunk)
+            if isinstance(X, np.memmap):
+                _release_pages(X, chunk)
+            if bar is not None:
+                bar.update(chunk.shape[0] * row_bytes)
+    finally:
         if bar is not None:
-            bar.update(chunk.shape[0] * row_bytes)
-    if bar is not None:
-        bar.close()
-    return estimator
+            bar.close()

@@ -3,9 +3,16 @@
 `n_threads` for a kernel comes from one place, `effective_n_threads`:
 config_context(n_threads=...) first, then the OpenMP runtime's
 omp_get_max_threads() (which follows OMP_NUM_THREADS and threadpoolctl's
-threadpool_limits), capped by the CPUs this process may use. Inputs smaller
-than SMALL_INPUT_BYTES run on one thread: starting threads costs more than
-they save there.
+threadpool_limits), capped by the CPUs this process may use. An explicit
+n_threads is capped at MAX_THREADS_PER_CPU times those CPUs: a million
+threads would crash the OpenMP runtime. Inputs smaller than
+SMALL_INPUT_BYTES run on one thread: starting threads costs more than they
+save there.
+
+In a child made by fork() (multiprocessing's "fork" start method, joblib's
+multiprocessing backend, fork-based data loaders) every kernel runs on one
+thread, whatever n_threads says: GNU OpenMP's thread pool does not survive
+fork(), and a parallel region in the child would hang forever.
 """
 import contextlib
 import os
@@ -16,9 +23,22 @@ from ._ext import _openmp
 
 BACKENDS = ("auto", "cpu", "gpu")
 SMALL_INPUT_BYTES = 64 * 1024
+MAX_THREADS_PER_CPU = 4  # oversubscription past this only costs, and far past it crashes
 
 _defaults = {"backend": "auto", "n_threads": None}
 _local = threading.local()
+_forked_child = False
+
+
+def _after_fork_in_child():
+    global _forked_child
+    _forked_child = True
+
+
+# libgomp is not fork-safe: after the parent ran a parallel region, one in the
+# child waits forever for the parent's threads. One thread never starts them.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _config():
@@ -48,6 +68,9 @@ def set_config(backend=None, n_threads=None):
         (insist on one: an input of the other kind is an error, never copied).
     n_threads : positive int, the threads every kernel uses (the default,
         None, follows OpenMP and threadpoolctl). None leaves the current value.
+        Capped at MAX_THREADS_PER_CPU (4) times the CPUs this process may use.
+        In a fork()ed child process kernels run on one thread whatever this
+        says: the OpenMP runtime's threads do not survive fork().
     """
     _check(backend, n_threads)
     cfg = _config()
@@ -79,9 +102,11 @@ def available_cpus():
 
 def effective_n_threads(n_bytes=None):
     """Threads a kernel should use for an input of `n_bytes` bytes."""
-    if n_bytes is not None and n_bytes < SMALL_INPUT_BYTES:
+    if _forked_child or (n_bytes is not None and n_bytes < SMALL_INPUT_BYTES):
         return 1
     n = _config()["n_threads"]
     if n is None:
         n = min(_openmp.max_threads(), available_cpus())
+    else:
+        n = min(n, MAX_THREADS_PER_CPU * available_cpus())
     return max(1, int(n))
