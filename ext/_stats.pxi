@@ -13,8 +13,20 @@ Accuracy: moments accumulate in float64 and never use E[x^2] - E[x]^2. Each
 sub-chunk of SUB_ELEMS elements is reduced in two passes while it is in cache
 (sum, then squared deviations from the sub-chunk's mean) and sub-chunks are
 merged with Chan's formula. Data far from zero (mean 1e8, std 1) is first
-shifted by a rough mean of its first sub-chunk, so that the sub-chunk means
-Chan's formula subtracts are small numbers with small absolute errors.
+shifted by a rough mean of its first sub-chunk (a row that is one sub-chunk:
+by its first finite value), so that the sub-chunk means Chan's formula
+subtracts are small numbers with small absolute errors.
+
+The mean comes out as two terms, shift + (mean - shift), the second exact
+to a few ulps of the data's spread. The moments kernels add them (one
+rounding at the mean's magnitude) unless given a `shift` array to return
+the shift in; then the caller can keep the rounding error of that sum as
+the low part of the mean (fastnorm._cpu.moments(mean_lo=True)).
+
+float32 input: the provisional sums of pass 1 run in float32 (twice as wide
+as float64); near float32's maximum they can overflow, which leaves them inf
+or NaN, so such a column's sub-chunk is summed again in float64. Every
+finite float32 input thus gets float64 results.
 """
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -129,6 +141,11 @@ cdef extern from "moments_cols.h":
                             const double* K, double* sum) noexcept nogil
     void shifted_sums_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
                              const double* K, double* sum) noexcept nogil
+    # the columns whose float32 sum overflowed (inf or NaN) summed again in
+    # float64 (NaN ones left to the NaN-skipping path with skip_nan)
+    void resum_non_finite_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
+                                Py_ssize_t b, const double* K, double* sum,
+                                bint skip_nan) noexcept nogil
     void squared_deviations_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
                                   Py_ssize_t b, const double* center,
                                   double* m2, double* dev) noexcept nogil
@@ -140,6 +157,15 @@ cdef extern from "moments_cols.h":
     void correct_to_mean(Py_ssize_t n_cols, double w_sum, const double* K,
                          const double* center, double* mean, double* m2,
                          double* dev) noexcept nogil
+    # the same step for a row's sub-chunk [a, b) (w may be NULL), for the
+    # rare one whose shift lies far from its values: one more pass over it
+    # for the deviations from center, then the exact mean - base and M2
+    double row_corrected_mean_float(const float* x, Py_ssize_t a, Py_ssize_t b,
+                                    const double* w, bint ignore_nan, double w_sum,
+                                    double base, double center, double* m2) noexcept nogil
+    double row_corrected_mean_double(const double* x, Py_ssize_t a, Py_ssize_t b,
+                                     const double* w, bint ignore_nan, double w_sum,
+                                     double base, double center, double* m2) noexcept nogil
 
 
 cdef void _moments_cols_block(
@@ -178,6 +204,9 @@ cdef void _moments_cols_block(
             w_sum = <double> (b - a)
             if floating is float:
                 shifted_sums_float(X, n_cols, a, b, K, sub_mean)
+                # an inf or NaN sum: float32 overflowed near its maximum (or
+                # the data holds inf/NaN): summed again in float64
+                resum_non_finite_float(X, n_cols, a, b, K, sub_mean, ignore_nan)
             else:
                 shifted_sums_double(X, n_cols, a, b, K, sub_mean)
         else:
@@ -238,11 +267,13 @@ cdef void _moments_cols_block(
 
 def moments_cols(const floating[:, ::1] X, const double[::1] weights,
                  bint ignore_nan, int n_threads,
-                 double[::1] count, double[::1] mean, double[::1] m2):
+                 double[::1] count, double[::1] mean, double[::1] m2,
+                 double[::1] shift=None):
     """Per-column (count, mean, M2) of X; `weights` (one per row) may be None.
 
     With ignore_nan, NaNs are skipped (count is the weight of the rest);
-    otherwise a NaN makes its column's mean and M2 NaN.
+    otherwise a NaN makes its column's mean and M2 NaN. Given `shift`, the
+    kernel stores its shift there and leaves mean - shift in `mean`.
     """
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
     cdef Py_ssize_t block_rows = _block_rows(n_rows, n_cols)
@@ -257,6 +288,8 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
             count[j] = 0.0
             mean[j] = 0.0
             m2[j] = 0.0
+            if shift is not None:
+                shift[j] = 0.0
         return
     # per block: 3 rows of results (n, mean, M2), then 4 rows of scratch;
     # then the shift shared by all blocks
@@ -285,23 +318,47 @@ def moments_cols(const floating[:, ::1] X, const double[::1] weights,
                         partial[(7 * blk + 1) * n_cols + j],
                         partial[(7 * blk + 2) * n_cols + j])
     for j in range(n_cols):
-        mean[j] = mean[j] + K[j]
+        if shift is None:
+            mean[j] = mean[j] + K[j]
+        else:
+            shift[j] = K[j]
     free(partial)
 
 
 cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
                        bint ignore_nan, double* out_n, double* out_mean,
-                       double* out_m2) noexcept nogil:
-    """Moments of one contiguous row, sub-chunk by sub-chunk. A row longer
-    than one sub-chunk is shifted by the mean of its first sub-chunk's finite
-    values (see the module docstring)."""
+                       double* out_m2, double* out_shift) noexcept nogil:
+    """Moments of one contiguous row, sub-chunk by sub-chunk, in two passes
+    (sum, then squared deviations from the sub-chunk's mean, both in float64);
+    out_mean gets mean - out_shift (see the module docstring).
+
+    The shift K is the mean of the first sub-chunk's finite values for a row
+    longer than one sub-chunk, else the row's first finite value: a value of
+    the data, so every x - K is at most the row's range and the mean's
+    error a few ulps of the spread, not of the mean. Identical values give
+    x - K = 0: M2 exactly 0 and the mean exact.
+
+    The sums of x - K run in float64, so the only digits they lose are those
+    of a K far from the values for their spread (a first value that is an
+    outlier: then the mean could be off by ~1e-14 of itself, ~1e-12 of the
+    spread). Such a sub-chunk, found by its provisional mean (K + sum / count)
+    lying more than three spreads (standard deviations) from K, gets the
+    corrected two-pass step (one more pass, from cache); other sub-chunks
+    need not pay for it: there the sums of x - K are as good.
+    """
     cdef Py_ssize_t a, b, j
-    cdef double s, c, q, v, d, wj, sub_mean, K = 0.0
+    cdef double s, c, q, q_fix, v, d, wj, sub_mean, center, K = 0.0
     out_n[0] = 0.0
     out_mean[0] = 0.0
     out_m2[0] = 0.0
     if n > SUB_ELEMS:
         _shift_cols(row, 1, SUB_ELEMS, &K)
+    else:
+        for j in range(n):
+            if fabs(row[j]) < INFINITY:  # finite (false for NaN)
+                K = row[j]
+                break
+    out_shift[0] = K
     a = 0
     while a < n:
         b = min(a + SUB_ELEMS, n)
@@ -318,9 +375,15 @@ cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
                     s = s + w[j] * (row[j] - K)
                     c = c + w[j]
             sub_mean = s / c if c != 0 else 0.0
-            for j in range(a, b):
-                d = (row[j] - K) - sub_mean
-                q = q + (d * d if w == NULL else w[j] * d * d)
+            center = K + sub_mean
+            if w == NULL:
+                for j in range(a, b):
+                    d = row[j] - center
+                    q = q + d * d
+            else:
+                for j in range(a, b):
+                    d = row[j] - center
+                    q = q + w[j] * (d * d)
         else:
             for j in range(a, b):
                 v = row[j] - K
@@ -328,31 +391,56 @@ cdef void _moments_row(const floating* row, Py_ssize_t n, const double* w,
                 s = s + (wj * v if v == v else 0.0)
                 c = c + (wj if v == v else 0.0)
             sub_mean = s / c if c != 0 else 0.0
+            center = K + sub_mean
             for j in range(a, b):
-                v = row[j] - K
+                v = row[j]
                 wj = 1.0 if w == NULL else w[j]
-                d = v - sub_mean
-                q = q + (wj * d * d if v == v else 0.0)
+                d = v - center
+                q = q + (wj * (d * d) if v == v else 0.0)
+        if (sub_mean * sub_mean) * c > 9.0 * q:  # false for NaN (and c == 0)
+            q_fix = q
+            if n <= SUB_ELEMS:
+                out_shift[0] = center  # the only sub-chunk: mean = center + ...
+            if floating is float:
+                sub_mean = row_corrected_mean_float(row, a, b, w, ignore_nan, c,
+                                                    out_shift[0], center, &q_fix)
+            else:
+                sub_mean = row_corrected_mean_double(row, a, b, w, ignore_nan, c,
+                                                     out_shift[0], center, &q_fix)
+            q = q_fix
         _chan_merge(out_n, out_mean, out_m2, c, sub_mean, q)
         a = b
-    out_mean[0] = out_mean[0] + K
 
 
 def moments_rows(const floating[:, ::1] X, const double[::1] weights,
                  bint ignore_nan, int n_threads,
-                 double[::1] count, double[::1] mean, double[::1] m2):
-    """Per-row (count, mean, M2) of X; `weights` (one per column) may be None."""
+                 double[::1] count, double[::1] mean, double[::1] m2,
+                 double[::1] shift=None):
+    """Per-row (count, mean, M2) of X; `weights` (one per column) may be None.
+
+    Given `shift`, the kernel stores its shift per row there and leaves
+    mean - shift in `mean` (see moments_cols).
+    """
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1]
     cdef Py_ssize_t i
     cdef const double* w = NULL if weights is None else &weights[0]
+    cdef double* sh = NULL if shift is None or n_rows == 0 else &shift[0]
+    cdef double base
     if n_cols == 0:
         for i in range(n_rows):
             count[i] = 0.0
             mean[i] = 0.0
             m2[i] = 0.0
+            if sh != NULL:
+                sh[i] = 0.0
         return
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-        _moments_row(&X[i, 0], n_cols, w, ignore_nan, &count[i], &mean[i], &m2[i])
+        base = 0.0  # assigned here so that Cython makes it thread-private
+        _moments_row(&X[i, 0], n_cols, w, ignore_nan, &count[i], &mean[i], &m2[i], &base)
+        if sh != NULL:
+            sh[i] = base
+        else:
+            mean[i] = mean[i] + base
 
 
 # ---------------------------------------------------------------- min/max ---

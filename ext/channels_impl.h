@@ -29,7 +29,7 @@ static void FASTNORM_FN(block_moments)(
         return;
     }
     /* the provisional mean, four rows per sweep (summed in T: the second
-     * pass corrects it exactly) */
+     * pass corrects it exactly; an overflow of T is redone below) */
     for (j = 0; j < cols; j++)
         mean[j] = 0.0;
     for (i = 0; i + 4 <= rows; i += 4) {
@@ -40,6 +40,18 @@ static void FASTNORM_FN(block_moments)(
     for (; i < rows; i++)
         for (j = 0; j < cols; j++)
             mean[j] += x[i * cols + j];
+    if (sizeof(T) < sizeof(double)) {
+        /* an inf or NaN sum: float32 overflowed near its maximum (or the
+         * data holds inf/NaN): that column again in double, so that every
+         * finite input gets float64 statistics */
+        for (j = 0; j < cols; j++)
+            if (!(fabs(mean[j]) < INFINITY)) {
+                double s = 0.0;
+                for (i = 0; i < rows; i++)
+                    s += x[i * cols + j];
+                mean[j] = s;
+            }
+    }
     for (j = 0; j < cols; j++) {
         mean[j] /= rows;
         m2[j] = 0.0;

@@ -1,5 +1,6 @@
-/* shifted_sums_{float,double} and squared_deviations_{float,double}: see
- * moments_cols_impl.h; correct_to_mean below. */
+/* shifted_sums_{float,double}, resum_non_finite_{float,double},
+ * squared_deviations_{float,double} and row_corrected_mean_{float,double}:
+ * see moments_cols_impl.h; correct_to_mean below. */
 #ifndef FASTNORM_MOMENTS_COLS_H
 #define FASTNORM_MOMENTS_COLS_H
 

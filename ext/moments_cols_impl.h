@@ -29,6 +29,34 @@ static void FASTNORM_FN(shifted_sums)(
     }
 }
 
+/* After shifted_sums: a column whose sum came out inf or NaN is summed
+ * again in double (for float32, whose provisional sums can overflow near its
+ * maximum; also an inf or NaN in the data, which gives the same result
+ * again). With skip_nan, NaN sums are left to the caller's NaN-skipping
+ * path, which redoes them in double anyway. Called once per sub-chunk; in
+ * its own function so that the rare strided loop leaves the caller's code
+ * as it was. */
+static void FASTNORM_FN(resum_non_finite)(
+        const T *restrict X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
+        const double *restrict K, double *restrict sum, int skip_nan)
+{
+    Py_ssize_t i, j;
+    int any = 0;
+    for (j = 0; j < n_cols; j++)  /* the common case: one vectorized test */
+        any |= !(fabs(sum[j]) < INFINITY);
+    if (!any)
+        return;
+    for (j = 0; j < n_cols; j++) {
+        double s = sum[j];
+        if (fabs(s) < INFINITY || (skip_nan && s != s))
+            continue;
+        s = 0.0;
+        for (i = a; i < b; i++)
+            s += (double)X[i * n_cols + j] - K[j];
+        sum[j] = s;
+    }
+}
+
 /* m2[j] = sum over rows [a, b) of (x[i, j] - center[j])^2 and
  * dev[j] = sum of (x[i, j] - center[j]): with dev, the caller corrects the
  * provisional center to the exact mean (the corrected two-pass algorithm):
@@ -60,4 +88,40 @@ static void FASTNORM_FN(squared_deviations)(
             dev[j] += d;
         }
     }
+}
+
+/* The corrected two-pass step for one sub-chunk [a, b) of a row whose
+ * provisional mean `center` came from sums of x - K with K far from the
+ * values for their spread (those sums then lose digits): the sum of the
+ * deviations from center (weights w, or NULL; NaNs skipped with ignore_nan;
+ * w_sum: their total weight) gives the exact mean, returned minus base, and
+ * corrects *m2 (the squares' sum about center) to the M2. Evaluated as
+ * written (see moments_cols.h); four independent sums, which the compiler
+ * vectorizes without reassociating anything. */
+static double FASTNORM_FN(row_corrected_mean)(
+        const T *restrict x, Py_ssize_t a, Py_ssize_t b, const double *restrict w,
+        int ignore_nan, double w_sum, double base, double center, double *m2)
+{
+    Py_ssize_t j = a;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, dev, d;
+    if (w == NULL && !ignore_nan) {
+        for (; j + 4 <= b; j += 4) {
+            s0 += (double)x[j] - center;
+            s1 += (double)x[j + 1] - center;
+            s2 += (double)x[j + 2] - center;
+            s3 += (double)x[j + 3] - center;
+        }
+    }
+    for (; j < b; j++) {
+        double v = (double)x[j];
+        if (ignore_nan && v != v)
+            continue;
+        s0 += (w ? w[j] : 1.0) * (v - center);
+    }
+    dev = (s0 + s1) + (s2 + s3);
+    d = dev / w_sum;
+    if (!(fabs(d) < INFINITY))
+        return center - base;
+    *m2 = *m2 - dev * d;
+    return (center - base) + d;
 }

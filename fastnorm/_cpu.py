@@ -47,17 +47,40 @@ def _n_out(X, axis):
     return X.shape[1] if axis == 0 else X.shape[0]
 
 
-def moments(X, axis, weights=None, ignore_nan=False):
+def moments(X, axis, weights=None, ignore_nan=False, mean_lo=False):
     """Per-column (axis=0) or per-row (axis=1) (count, mean, M2), float64.
 
     `weights` has one entry per reduced element (per row for axis=0).
+
+    mean_lo=True also returns the low part of the mean: (count, mean, M2,
+    mean_lo), mean + mean_lo being the mean to a few ulps of the data's
+    spread (mean alone is that rounded to a double: off by up to half an
+    ulp of the mean, a lot for data like 1e8 + N(0, 1)). `mean` is the same
+    either way; mean_lo is 0 where mean is not finite.
     """
     Xk, ak, _ = _kernel_view(X, axis)
     n = _n_out(Xk, ak)
     count, mean, m2 = np.empty(n), np.empty(n), np.empty(n)
     kernel = _stats.moments_cols if ak == 0 else _stats.moments_rows
-    kernel(Xk, weights, ignore_nan, effective_n_threads(X.nbytes), count, mean, m2)
-    return count, mean, m2
+    if not mean_lo:
+        kernel(Xk, weights, ignore_nan, effective_n_threads(X.nbytes), count, mean, m2)
+        return count, mean, m2
+    # the kernel's mean is shift + (mean - shift), two doubles: the rounding
+    # error of that sum (exact, by TwoSum) is the low part
+    shift = np.empty(n)
+    kernel(Xk, weights, ignore_nan, effective_n_threads(X.nbytes), count, mean, m2, shift)
+    hi, lo = two_sum(shift, mean)
+    lo[~np.isfinite(lo)] = 0.0
+    return count, hi, m2, lo
+
+
+def two_sum(a, b):
+    """(a + b rounded, its rounding error), exactly (Knuth's TwoSum), elementwise."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        b_virtual = s - a
+        a_virtual = s - b_virtual
+        return s, (a - a_virtual) + (b - b_virtual)
 
 
 def min_max(X, axis):

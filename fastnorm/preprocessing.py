@@ -154,6 +154,9 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     get scale 1, ``copy=False`` scales in place when X is a writeable float
     array. X may be 1-D (then axis must be 0). Sparse X (CSR/CSC) is scaled
     without centering (``with_mean=False``), along axis 0, as in scikit-learn.
+    float64 X is centred on its mean held as two doubles, so data far from
+    zero for its spread (1e8 + N(0, 1)) keeps its digits, as scikit-learn's
+    re-centring keeps them.
     """
     if sp.issparse(X):
         return _scale_sparse(X, axis, with_mean, with_std, copy, out)
@@ -166,7 +169,14 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
         if Y is not X:
             Y[...] = X
         return Y
-    count, mean, m2 = ops.moments(X2, axis, None, ignore_nan=True)
+    # float64: centred on the mean as two terms, (x - mean) - mean_lo, so that
+    # the mean's rounding (half an ulp of 1e8 for 1e8 + N(0, 1)) does not
+    # reach every output (scikit-learn re-centres the result instead)
+    mean_lo = 0.0
+    if with_mean and X.dtype == np.float64:
+        count, mean, m2, mean_lo = ops.moments(X2, axis, None, ignore_nan=True, mean_lo=True)
+    else:
+        count, mean, m2 = ops.moments(X2, axis, None, ignore_nan=True)
     if not np.isfinite(mean).all():  # an inf, or a column that is all NaN
         raise_if_not_finite(X2, allow_nan=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -176,7 +186,7 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     shift = mean if with_mean else 0.0
     factor = 1.0 / _handle_zeros_in_scale(std, X.dtype, X.ndim == 1).astype(np.float64) \
         if with_std else 1.0
-    _apply(ops, X2, axis, Y2, shift=shift, scale=factor)
+    _apply(ops, X2, axis, Y2, shift=shift, scale=factor, offset=-mean_lo * factor)
     return Y
 
 

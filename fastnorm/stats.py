@@ -91,13 +91,28 @@ def moments(X, axis=0, sample_weight=None, ignore_nan=False):
     """
     if _dask.is_dask_collection(X):
         return _dask_moments(X, axis, sample_weight, ignore_nan)
+    return _moments(X, axis, sample_weight, ignore_nan)[0]
+
+
+def _moments(X, axis=0, sample_weight=None, ignore_nan=False, mean_lo=False):
+    """(moments(X, ...), the low part of the mean or None) for in-memory X.
+
+    mean_lo=True: also the low part of the mean (fastnorm._cpu.moments), so
+    that mean + low part is the mean to a few ulps of the data's spread;
+    what centres float64 data like 1e8 + N(0, 1) without losing digits.
+    """
     X2, axis, ndim = _prepare(X, axis)
     ignore_nan = check_bool(ignore_nan, "ignore_nan")
     w = check_sample_weight(sample_weight, X2.shape[axis])
     ops = _backend.ops_for(X2)
-    count, mean, m2 = ops.moments(X2, axis, w, ignore_nan)
+    lo = None
+    if mean_lo:
+        count, mean, m2, lo = ops.moments(X2, axis, w, ignore_nan, mean_lo=True)
+        lo = _squeeze(lo, ndim)
+    else:
+        count, mean, m2 = ops.moments(X2, axis, w, ignore_nan)
     mean[count == 0] = np.nan
-    return Moments(*(_squeeze(a, ndim) for a in (count, mean, m2)))
+    return Moments(*(_squeeze(a, ndim) for a in (count, mean, m2))), lo
 
 
 def _dask_moments(X, axis, sample_weight, ignore_nan):
