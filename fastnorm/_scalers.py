@@ -479,8 +479,11 @@ class MinMaxScaler(skp.MinMaxScaler):
         if first_pass:
             self.n_samples_seen_ = n_rows
         else:
-            data_min = np.minimum(self.data_min_, data_min)
-            data_max = np.maximum(self.data_max_, data_max)
+            # fmin/fmax: a column all NaN so far (or in this batch) takes the
+            # other side's bound, so batches merge to what fit gives (scikit-learn's
+            # minimum/maximum would keep NaN for good)
+            data_min = np.fmin(self.data_min_, data_min)
+            data_max = np.fmax(self.data_max_, data_max)
             self.n_samples_seen_ += n_rows
         data_range = data_max - data_min
         lo, hi = np.asarray(lo, dtype=dtype), np.asarray(hi, dtype=dtype)
@@ -541,7 +544,7 @@ class MaxAbsScaler(skp.MaxAbsScaler):
         if first_pass:
             self.n_samples_seen_ = n_rows
         else:
-            max_abs = np.maximum(self.max_abs_, max_abs)
+            max_abs = np.fmax(self.max_abs_, max_abs)  # as MinMaxScaler's merge
             self.n_samples_seen_ += n_rows
         self.max_abs_ = max_abs
         self.scale_ = _zero_scale_to_one(max_abs)

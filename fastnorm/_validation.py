@@ -19,7 +19,8 @@ def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
 
     Integers, booleans and numeric objects become float64 (as in
     scikit-learn), float16 becomes float32, float32/float64 are kept without
-    a copy. Returns (array, fresh): fresh is True when the array is a new
+    a copy; other floats (byte-swapped, long double) become float64, as
+    scikit-learn's dtype check makes them. Returns (array, fresh): fresh is True when the array is a new
     buffer the caller may overwrite. Finiteness is not checked here (see
     `raise_if_not_finite`): most callers learn it for free from their
     statistics.
@@ -39,7 +40,7 @@ def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in KERNEL_DTYPES:
         out = arr
-    elif kind == "f" and arr.dtype.itemsize < 4:
+    elif arr.dtype == np.float16:  # native only: as scikit-learn, '>f2' becomes float64
         out = arr.astype(np.float32)
     elif kind in "biuf":
         out = arr.astype(np.float64)

@@ -17,6 +17,7 @@ also take ``layout="NHWC"``: the input is then channels-last, an array of
 shape (N, *spatial, C) (the C-contiguous layout of torch's channels_last),
 and is normalized in place in that layout, not through a transposed copy.
 """
+import math
 import operator
 from numbers import Integral, Real
 
@@ -217,13 +218,13 @@ class _Channels:
     layouts; `pooled` (channels-last only) views all samples as one, so that
     per-channel statistics come straight out of the kernel as (1, C)."""
 
-    def __init__(self, x, layout, min_ndim, max_ndim=None, pooled=False):
+    def __init__(self, x, layout, min_ndim, max_ndim=None, pooled=False, name="input"):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
             want = (f"{min_ndim}-D to {max_ndim}-D" if max_ndim is not None
                     else f"at least {min_ndim}-D")
-            raise ValueError(f"input must be {want} (N, C, ...), got shape {x.shape}")
+            raise ValueError(f"{name} must be {want} (N, C, ...), got shape {x.shape}")
         self.shape = x.shape
         self.channels_last = layout == "NHWC" and x.ndim > 2
         if self.channels_last:
@@ -456,6 +457,9 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
                                                 bias, training, eps, layout)
     dy = _grad_output(grad_output, x)
     saved = _check_saved(saved, ch.C)
+    if x.size == 0:  # sums over no values: zero gradients (torch's too)
+        return (np.empty_like(x),) + _param_grads(w, b, np.zeros(ch.C), np.zeros(ch.C),
+                                                  x.dtype)
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
     elif training:
@@ -482,7 +486,10 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
 # group_norm / instance_norm ---------------------------------------------------
 
 def _group_stats(ch, G):
-    """Per-(sample, group) (mean, biased variance), each (N, G)."""
+    """Per-(sample, group) (mean, biased variance), each (N, G); NaN for
+    groups without values."""
+    if ch.N * ch.C * ch.S == 0:
+        return np.full((ch.N, G), np.nan), np.full((ch.N, G), np.nan)
     mean, m2 = ch.moments()
     size = ch.C // G
     mean, m2 = _merge(mean.reshape(ch.N, G, size), m2.reshape(ch.N, G, size), ch.S, axis=2)
@@ -492,6 +499,9 @@ def _group_stats(ch, G):
 def _group_forward(ch, G, w, b, eps):
     """(out, mean, biased var) of the per-(sample, group) normalization;
     statistics (N, G)."""
+    if ch.N * ch.C * ch.S == 0:
+        mean, var = _group_stats(ch, G)
+        return np.empty(ch.shape, ch.X3.dtype), mean, var
     if ch.fusable():
         return ch.fused_forward(G, w, b, eps)
     mean, var = _group_stats(ch, G)
@@ -506,6 +516,8 @@ def _group_forward(ch, G, w, b, eps):
 def _group_backward(ch, dy, G, mean, rstd, w):
     """(dx, dw, db) of the per-(sample, group) normalization with
     statistics (mean, rstd) (N, G) and per-channel weight w (or None)."""
+    if ch.N * ch.C * ch.S == 0:  # sums over no values: zero gradients
+        return np.empty(ch.shape, ch.X3.dtype), np.zeros(ch.C), np.zeros(ch.C)
     size = ch.C // G
     expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
     if ch.fusable():
@@ -530,6 +542,9 @@ def _group_norm_args(input, num_groups, weight, bias, eps, layout):
     if ch.C % num_groups:
         raise ValueError(f"num_groups={num_groups} must divide the number of channels "
                          f"{ch.C} (input of shape {x.shape})")
+    if ch.N * (ch.C // num_groups) * ch.S == 1:  # torch's check (in eval mode too)
+        raise ValueError("Expected more than 1 value per channel when training, got input "
+                         f"size {x.shape} ({num_groups} groups of one value)")
     w = _channel_param(weight, "weight", ch.C, x.dtype)
     b = _channel_param(bias, "bias", ch.C, x.dtype)
     return x, ch, int(num_groups), w, b, _eps(eps, x.dtype)
@@ -594,7 +609,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if use_input_stats:
         out, mean, var = _group_forward(ch, ch.C, w, b, eps)
         rstd = 1.0 / np.sqrt(var + eps)
-        if rm is not None and ch.N > 0:
+        if rm is not None and ch.N * ch.S > 0:  # no values: left as they are, as torch
             m = _momentum(momentum, None)
             rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
             rv[...] = (1 - m) * rv + m * (var * (ch.S / (ch.S - 1))).mean(axis=0)
@@ -769,7 +784,7 @@ def _lrn_args(input, size, alpha, beta, k):
     for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
         if not isinstance(v, Real) or isinstance(v, bool) or not np.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    X3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    X3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     return x, X3, int(size), float(alpha), float(beta), float(k)
 
 

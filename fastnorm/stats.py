@@ -30,6 +30,29 @@ class Moments:
     mean: np.ndarray
     m2: np.ndarray
 
+    def __post_init__(self):
+        # fields given as lists or scalars become float64 arrays of one
+        # shape (a scalar count, as scikit-learn's n_samples_seen_, broadcasts)
+        names = ("count", "mean", "m2")
+        arrays = []
+        for name in names:
+            value = getattr(self, name)
+            try:
+                arrays.append(np.asarray(value, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise TypeError(f"Moments.{name} must be numbers, got "
+                                f"{type(value).__name__}") from None
+        shapes = [a.shape for a in arrays]
+        if len(set(shapes)) > 1:
+            try:
+                shape = np.broadcast_shapes(*shapes)
+            except ValueError:
+                raise ValueError("Moments' count, mean and m2 must have one shape, got "
+                                 + ", ".join(map(str, shapes))) from None
+            arrays = [np.broadcast_to(a, shape).copy() for a in arrays]
+        for name, arr in zip(names, arrays):
+            object.__setattr__(self, name, arr)
+
     def var(self, ddof=0):
         """Variance with `ddof` delta degrees of freedom (NaN where count <= ddof)."""
         denom = self.count - ddof
@@ -141,7 +164,7 @@ def channel_moments(x, layout="NCHW"):
     """
     from .functional import _batch_stats, _Channels, _float_array
     xa = _float_array(x, "x")
-    ch = _Channels(xa, layout, 2, pooled=True)
+    ch = _Channels(xa, layout, 2, pooled=True, name="x")
     count = float(ch.N * ch.S)
     if count == 0:
         return Moments(np.zeros(ch.C), np.full(ch.C, np.nan), np.zeros(ch.C))

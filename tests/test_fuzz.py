@@ -25,9 +25,9 @@ For a longer local hunt with fresh examples:
 
     FASTNORM_FUZZ_SCALE=20 FASTNORM_FUZZ_RANDOM=1 pytest tests/test_fuzz.py
 
-Bugs the fuzz found are pinned by the strict-xfail tests at the end of the
-file; `_skip_known_bugs` (and two `reject()` calls marked with their test's
-name) keep the fuzz away from their inputs. Remove both with each fix.
+Bugs the fuzz found are kept as small regression tests at the end of the
+file. While a bug is open, pin it there as a strict xfail and keep the fuzz
+away from its inputs with a reject() marked with the test's name.
 """
 import inspect
 import math
@@ -238,9 +238,9 @@ def result_dtype(dtype):
 def kernel_dtype(dtype):
     """The dtype stats and the functional norms compute in for `dtype`."""
     dtype = np.dtype(dtype)
-    if dtype.kind == "f" and dtype.itemsize <= 4:
-        return np.dtype(np.float32 if dtype.itemsize < 4 or dtype.isnative else np.float64)
-    return np.dtype(np.float64)
+    if dtype.kind == "f" and dtype.itemsize <= 4 and dtype.isnative:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)  # byte-swapped floats too, as scikit-learn
 
 
 def check_close(ours, ref, dtype, cond=1.0, err_msg=""):
@@ -396,8 +396,6 @@ def test_preprocessing_functions(data, name, seed, dtype, flavor, axis, copy, n_
                                  sentinel, out_mode):
     kw = data.draw(PRE_KWARGS[name], label="kwargs")
     readonly = data.draw(st.sampled_from([False, False, False, True]), label="X read-only")
-    if dtype == ">f2":
-        reject()  # test_known_bug_byte_swapped_float16_result_dtype
     ndim = 2 if name == "normalize" else data.draw(st.sampled_from([2, 2, 1]), label="ndim")
     shape = data.draw(shapes_2d(), label="shape")[:ndim]
     x_layout = data.draw(layouts(ndim), label="X layout")
@@ -523,16 +521,10 @@ def test_transformers(data, cls, seed, dtype, flavor, copy, n_threads, sentinel,
     cond = condition(_FUNCTION_OF[cls], params, values, 0, dtype)
 
     readonly = data.draw(st.sampled_from([False, False, False, True]), label="read-only")
-    if cls == "Normalizer" and dtype == ">f2":
-        reject()  # test_known_bug_byte_swapped_float16_result_dtype
     call = Call(sentinel)
     X = call.add("X", values, data.draw(layouts(2), label="X layout"), readonly)
     Z = call.add("Z", z_values, data.draw(layouts(2), label="Z layout"), readonly)
     call.freeze()
-    if chunked and cls != "StandardScaler" and flavor == "nan" and any(
-            np.isnan(values[i:i + chunk_rows]).all(axis=0).any()
-            for i in range(0, len(values), chunk_rows)):
-        reject()  # test_known_bug_partial_fit_chunks_all_nan_chunk
     # partial_fit_chunks promises the result of fit on the whole data
     expected = back(reference(theirs.fit_transform, work(values)))
     in_place = not copy and dtype == rdtype and not readonly
@@ -945,31 +937,6 @@ FUNCTIONAL_OPS = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "instanc
                   "local_response_norm", "normalize"]
 
 
-def _skip_known_bugs(case, backward=False):
-    """Leave out the inputs of the bugs the xfail tests at the end of this
-    file pin down, so that the fuzz keeps looking for others. Remove each
-    line with its bug's fix."""
-    x = case.arrays["input"]
-    if case.op == "instance_norm" and x.ndim > 2 and 0 in (
-            x.shape[-1] if case.layout == "NHWC" else x.shape[1],):
-        reject()  # test_known_bug_instance_norm_zero_channels
-    channels_last = case.layout == "NHWC" and x.ndim > 2
-    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
-    if case.op == "instance_norm" and x.ndim > 2 and x.shape[0] and 0 in spatial \
-            and case.writable:
-        reject()  # test_known_bug_instance_norm_no_spatial_values_running_stats
-    if backward and case.op in ("batch_norm", "group_norm", "instance_norm") \
-            and case.arrays["weight"] is not None and x.size == 0 \
-            and (case.op != "batch_norm" or case.kwargs["training"]) \
-            and (case.op == "batch_norm" or 0 in spatial):
-        reject()  # test_known_bug_empty_input_weight_grad_nan
-    if case.op == "local_response_norm" and 0 in x.shape[:2]:
-        reject()  # test_known_bug_lrn_empty_batch_or_channels
-    if case.op == "group_norm" and x.ndim >= 2 and x.shape[0] == 1 \
-            and x.size == case.kwargs["num_groups"]:  # N = 1, C = G, one spatial position
-        reject()  # test_known_bug_group_norm_one_value_per_group
-
-
 def _torch_fails_on_empty(case, exc, run):
     """torch has bugs of its own on empty tensors (an IndexError from
     select() in batch_norm's backward with 0 channels): where torch fails
@@ -1010,7 +977,6 @@ def _place(case, sentinel, draw, extra=None, readonly=False):
        n_threads=THREADS, sentinel=st.sampled_from(["nan", "number"]))
 def test_functional_forward(data, op, seed, dtype, flavor, readonly, n_threads, sentinel):
     case = data.draw(functional_cases(op, seed, dtype, flavor), label="case")
-    _skip_known_bugs(case)
     call, a = _place(case, sentinel, data.draw, readonly=readonly)
     fn = getattr(F, op)
     xdtype = np.dtype(dtype).newbyteorder("=")  # byte-swapped floats are floats
@@ -1048,7 +1014,6 @@ def test_functional_forward(data, op, seed, dtype, flavor, readonly, n_threads, 
        sentinel=st.sampled_from(["nan", "number"]))
 def test_functional_backward(data, op, seed, dtype, flavor, readonly, n_threads, sentinel):
     case = data.draw(functional_cases(op, seed, dtype, flavor), label="case")
-    _skip_known_bugs(case, backward=True)
     x = case.arrays["input"]
     xdtype = x.dtype.newbyteorder("=")
     dy = make_values(seed + 11, x.shape, dtype, "normal")
@@ -1099,15 +1064,12 @@ def test_preprocessing_empty_names_x(name, shape):
     check_clean_error(info.value, getattr(fnp, name), "X")
 
 
-# ------------------------------------------------------------ known bugs ---
-# Failures the fuzz found, kept as small strict-xfail tests (the fuzz skips
-# their inputs, see _skip_known_bugs) until the source is fixed.
+# ----------------------------------------------------- found by the fuzz ---
+# Failures the fuzz found, fixed: each kept as a small test.
 
-@pytest.mark.xfail(strict=True, reason="local_response_norm(_backward) with N == 0 or C == 0 "
-                   "raises NumPy's 'cannot reshape array of size 0' (torch returns empty)")
 @pytest.mark.parametrize("shape", [(0, 3, 4), (2, 0, 4), (0, 0, 0)])
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
-def test_known_bug_lrn_empty_batch_or_channels(shape, backward):
+def test_fuzz_found_lrn_empty_batch_or_channels(shape, backward):
     x = np.zeros(shape)
     if backward:
         (dx,) = F.local_response_norm_backward(np.zeros(shape), x, 2)
@@ -1116,19 +1078,15 @@ def test_known_bug_lrn_empty_batch_or_channels(shape, backward):
     assert dx.shape == shape
 
 
-@pytest.mark.xfail(strict=True, reason="stats.channel_moments' errors name 'input', but its "
-                   "argument is 'x'")
-def test_known_bug_channel_moments_error_names_input():
+def test_fuzz_found_channel_moments_error_names_input():
     with pytest.raises(ValueError) as info:
         fst.channel_moments(np.ones(3))
     check_clean_error(info.value, fst.channel_moments, "x")
 
 
-@pytest.mark.xfail(strict=True, reason="group_norm accepts input of one value per group where "
-                   "torch raises 'Expected more than 1 value per channel when training'")
 @pytest.mark.parametrize("shape", [(1, 1), (1, 3), (1, 2, 1, 1)])
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
-def test_known_bug_group_norm_one_value_per_group(shape, backward):
+def test_fuzz_found_group_norm_one_value_per_group(shape, backward):
     x = np.arange(1.0, 1.0 + math.prod(shape)).reshape(shape)
     G = shape[1]
     with pytest.raises(ValueError) as torch_error:
@@ -1141,11 +1099,9 @@ def test_known_bug_group_norm_one_value_per_group(shape, backward):
     assert "more than 1 value" in str(torch_error.value)
 
 
-@pytest.mark.xfail(strict=True, reason="instance_norm(_backward) with 0 channels raises "
-                   "ZeroDivisionError (C // G with G = C = 0); torch returns empty")
 @pytest.mark.parametrize("shape", [(2, 0, 3), (0, 0, 0), (2, 0, 3, 3)])
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
-def test_known_bug_instance_norm_zero_channels(shape, backward):
+def test_fuzz_found_instance_norm_zero_channels(shape, backward):
     x = np.zeros(shape)
     assert TF.instance_norm(torch.from_numpy(x)).shape == shape
     y = F.instance_norm_backward(x, x)[0] if backward else F.instance_norm(x)
@@ -1153,21 +1109,16 @@ def test_known_bug_instance_norm_zero_channels(shape, backward):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="partial_fit_chunks(MinMaxScaler/MaxAbsScaler) differs "
-                   "from fit when a chunk has an all-NaN column (np.minimum/maximum merge)")
 @pytest.mark.parametrize("cls", ["MinMaxScaler", "MaxAbsScaler"])
-def test_known_bug_partial_fit_chunks_all_nan_chunk(cls):
+def test_fuzz_found_partial_fit_chunks_all_nan_chunk(cls):
     X = np.array([[np.nan], [1.0], [3.0]])
     chunked = fnp.partial_fit_chunks(getattr(fnp, cls)(), X, chunk_rows=1)
     whole = getattr(fnp, cls)().fit(X)
-    # StandardScaler already gets this right: its merge skips the empty chunk
     np.testing.assert_array_equal(chunked.transform(X), whole.transform(X))
 
 
-@pytest.mark.xfail(strict=True, reason="preprocessing functions (and Normalizer) return "
-                   "float32 for byte-swapped float16 X ('>f2'); scikit-learn returns float64")
 @pytest.mark.parametrize("name", list(PRE_KWARGS) + ["Normalizer"])
-def test_known_bug_byte_swapped_float16_result_dtype(name):
+def test_fuzz_found_byte_swapped_float16_result_dtype(name):
     X = np.array([[1.0, 2.0], [3.0, 5.0], [4.0, 4.0]], dtype=">f2")
     if name == "Normalizer":  # its transform calls normalize
         ours, expected = fnp.Normalizer().fit_transform(X), skp.Normalizer().fit_transform(X)
@@ -1177,10 +1128,8 @@ def test_known_bug_byte_swapped_float16_result_dtype(name):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="instance_norm with no spatial positions (N > 0) writes "
-                   "NaN into the running statistics (torch leaves them)")
 @pytest.mark.parametrize("shape", [(2, 3, 0), (1, 3, 0, 4)])
-def test_known_bug_instance_norm_no_spatial_values_running_stats(shape):
+def test_fuzz_found_instance_norm_no_spatial_values_running_stats(shape):
     rm, rv = np.zeros(3), np.ones(3)
     rmt, rvt = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
     TF.instance_norm(torch.zeros(shape, dtype=torch.float64), rmt, rvt)
@@ -1191,12 +1140,10 @@ def test_known_bug_instance_norm_no_spatial_values_running_stats(shape):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="batch_norm_backward (training), group_norm_backward and "
-                   "instance_norm_backward return a NaN weight gradient for input without values")
 @pytest.mark.parametrize("op, shape", [("batch_norm", (0, 2, 3)), ("batch_norm", (2, 2, 0)),
                                        ("batch_norm", (0, 2)), ("group_norm", (2, 2, 0)),
                                        ("instance_norm", (2, 2, 0))])
-def test_known_bug_empty_input_weight_grad_nan(op, shape):
+def test_fuzz_found_empty_input_weight_grad_nan(op, shape):
     x, w, b = np.zeros(shape), np.ones(2), np.zeros(2)
     if op == "batch_norm":
         _, dw, db = F.batch_norm_backward(np.ones(shape), x, None, None, w, b, training=True)

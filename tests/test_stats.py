@@ -345,6 +345,22 @@ def test_merge_bad_other(rng):
         m.merge(stats.moments(random_data(rng, (10,), np.float64)))
 
 
+
+def test_moments_built_by_hand_from_lists_and_scalars():
+    # a user-built Moments (a stored count, lists) merges as a computed one
+    X = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 7.0]])
+    first = stats.Moments(2, [2.0, 4.0], [2.0, 8.0])  # rows 0-1, count as an int
+    merged = first.merge(stats.moments(X[2:]))
+    whole = stats.moments(X)
+    for field in ("count", "mean", "m2"):
+        assert getattr(first, field).dtype == np.float64
+        np.testing.assert_allclose(getattr(merged, field), getattr(whole, field))
+    with pytest.raises(ValueError, match="one shape"):
+        stats.Moments([1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 0.0])
+    with pytest.raises(TypeError, match="Moments.mean must be numbers"):
+        stats.Moments(1, "mean", 0)
+
+
 # ------------------------------------------------------------ min / max ---
 
 @pytest.mark.parametrize("layout", LAYOUTS)
