@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from . import stats
+from ._moments import Moments, column_moments
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -89,19 +89,18 @@ def _first_row(block):
 
 def _chunk_moments(block, dtype, ignore_nan, shift):
     X = _chunk(block, dtype)
-    m = stats.moments(X, axis=0, ignore_nan=ignore_nan)
+    m = column_moments(X, ignore_nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = np.sqrt(m.m2 / m.count)
         ill = np.abs(m.mean) > CONDITION_LIMIT * spread
     if ill.any():
-        m = stats.moments(np.subtract(X, shift, dtype=np.float64), axis=0,
-                          ignore_nan=ignore_nan)
+        m = column_moments(np.subtract(X, shift, dtype=np.float64), ignore_nan)
         return m.count, m.mean, m.m2
     return m.count, m.mean - shift, m.m2
 
 
 def _merge_moments(a, b):
-    m = stats.Moments(*a).merge(stats.Moments(*b))
+    m = Moments(*a).merge(Moments(*b))
     return m.count, m.mean, m.m2
 
 

@@ -36,6 +36,11 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_array
 
 from . import _backend, _docs
+from ._chunked import partial_fit_chunks
+from ._common import FLOAT_DTYPES, _canonical, _for_sklearn, _minmax_shift, _scale_sparse_cols
+# The transformer classes (scikit-learn's estimators on these kernels): the
+# functions take their parameter checks and sparse paths from them
+from ._scalers import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
 from ._validation import (
     as_float_array as _as_float_array,
     check_axis,
@@ -52,7 +57,6 @@ __all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
            "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer",
            "partial_fit_chunks"]
 
-_FLOAT_DTYPES = (np.float64, np.float32, np.float16)
 
 
 def _sklearn_function(constraints, prefer_skip_nested_validation):
@@ -70,7 +74,6 @@ def _sklearn_function(constraints, prefer_skip_nested_validation):
             params.apply_defaults()
             params = params.arguments
             X = params["X"]
-            from ._scalers import _for_sklearn
             if _for_sklearn(X):
                 if params.pop("out") is not None:
                     raise TypeError("out= takes NumPy arrays; it cannot be used with "
@@ -193,7 +196,7 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
 def _scale_sparse(X, axis, with_mean, with_std, copy, out):
     """scale() of a sparse matrix, with scikit-learn's checks and errors."""
     X = check_array(X, accept_sparse="csc", copy=copy, ensure_2d=False,
-                    estimator="the scale function", dtype=_FLOAT_DTYPES,
+                    estimator="the scale function", dtype=FLOAT_DTYPES,
                     ensure_all_finite="allow-nan")
     if with_mean:
         raise ValueError("Cannot center sparse matrices: pass `with_mean=False` instead"
@@ -273,7 +276,7 @@ def _scale_sparse_with(scaler, X, axis, out):
     """A sparse matrix scaled by a fastnorm scaler along `axis`, as
     scikit-learn's maxabs_scale/robust_scale do it."""
     X = check_array(X, accept_sparse=("csr", "csc"), copy=False, ensure_2d=False,
-                    dtype=_FLOAT_DTYPES, ensure_all_finite="allow-nan")
+                    dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan")
     if out is not None:
         raise TypeError("out= takes dense arrays; sparse X is scaled into a sparse matrix")
     return scaler.fit_transform(X) if axis == 0 else scaler.fit_transform(X.T).T
@@ -366,7 +369,7 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
 def _normalize_sparse(X, norm, axis, copy, return_norm, out):
     """normalize() of a sparse matrix, with scikit-learn's checks and errors."""
     X = check_array(X, accept_sparse="csc" if axis == 0 else "csr", copy=copy,
-                    estimator="the normalize function", dtype=_FLOAT_DTYPES,
+                    estimator="the normalize function", dtype=FLOAT_DTYPES,
                     force_writeable=True)
     if out is not None:
         raise TypeError("out= takes dense arrays; sparse X is normalized into a sparse matrix")
@@ -380,20 +383,6 @@ def _normalize_sparse(X, norm, axis, copy, return_norm, out):
     Y = rows.T if axis == 0 else rows
     return (Y, norms) if return_norm else Y
 
-
-# The transformer classes (scikit-learn's estimators on these kernels), and
-# out-of-core fitting with them.
-from ._chunked import partial_fit_chunks  # noqa: E402
-from ._scalers import (  # noqa: E402
-    MaxAbsScaler,
-    MinMaxScaler,
-    Normalizer,
-    RobustScaler,
-    StandardScaler,
-    _canonical,
-    _minmax_shift,
-    _scale_sparse_cols,
-)
 
 # help(): under each function's own summary, scikit-learn's sections
 # (Parameters, Returns, See Also, Notes, Examples) and fastnorm's ``out``;

@@ -1,0 +1,71 @@
+"""Helpers the transformers (`fastnorm._scalers`) and the scaling functions
+(`fastnorm.preprocessing`) share: which input goes where, and the sparse
+and min-max pieces both compute with.
+"""
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from sklearn.utils._array_api import _is_numpy_namespace, get_namespace
+
+from . import _backend, _cpu, _dask
+
+# float16 is kept, as scikit-learn keeps it; the kernels see it as float32
+FLOAT_DTYPES = (np.float64, np.float32, np.float16)
+
+
+def _for_kernels(X):
+    """X in a dtype the kernels take (float16 widened to float32)."""
+    return X.astype(np.float32) if X.dtype == np.float16 else X
+
+
+def _for_sklearn(X):
+    """Whether X goes to scikit-learn's own implementation: an array of a
+    namespace fastnorm has no kernel for (torch, array-api-strict, ...) while
+    scikit-learn's array API dispatch is on. CuPy is fastnorm's own (its GPU
+    path answers for it), never handed over silently."""
+    if not sklearn.get_config()["array_api_dispatch"] or isinstance(X, np.ndarray) \
+            or sp.issparse(X) or _dask.is_dask_collection(X) \
+            or _backend.array_library(X) == "cupy":
+        return False
+    xp, is_array_api = get_namespace(X)
+    return is_array_api and not _is_numpy_namespace(xp)
+
+
+def _canonical(X):
+    """X checked and without duplicate entries (scipy sums them; kernels read
+    entries once). The kernels index with X's indices unchecked: an index out
+    of range (scipy builds such a matrix without complaint) is a ValueError
+    here, not a read out of bounds."""
+    try:
+        X.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"X is a malformed sparse matrix: {exc}") from None
+    if getattr(X, "has_canonical_format", True):  # DOK/LIL cannot hold duplicates
+        return X
+    X = X.copy()
+    X.sum_duplicates()
+    return X
+
+
+def _scale_sparse_cols(X, copy, factor):
+    """X with every column multiplied by `factor` (None: unchanged), written
+    into a new matrix (copy: one pass, the scaled values go straight into the
+    new data array) or into X's own data."""
+    X = _canonical(X)
+    copy = copy or not X.data.flags.writeable  # read-only data: a copy, as scikit-learn
+    if factor is None or not X.nnz:
+        return X.copy() if copy else X
+    if not copy:
+        _cpu.sparse_scale_cols(X, factor, X.data)
+        return X
+    data = np.empty_like(X.data)
+    _cpu.sparse_scale_cols(X, factor, data)
+    return type(X)((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+
+
+def _minmax_shift(data_min, factor):
+    """The shift of the min-max affine (x - shift) * factor + range_min:
+    data_min, except 0 where the range overflowed (factor 0), so those
+    features map to range_min as scikit-learn's x * 0 + min_ does, not to
+    inf * 0 = NaN."""
+    return np.where(factor == 0, 0.0, data_min)
