@@ -648,13 +648,18 @@ def _transform_note(formula, more=""):
         "Dask input is transformed lazily, chunk by chunk.")
 
 
-_DOCS = {
-    StandardScaler: ("""\
-**fastnorm notes.** This is ``fastnorm.preprocessing.StandardScaler``, a
+def _intro(name, threaded=True):
+    return f"""\
+**fastnorm notes.** This is ``fastnorm.preprocessing.{name}``, a
 subclass of scikit-learn's with the same parameters, attributes, results,
 errors, ``set_output`` and feature names; the passes over the data run on
-fastnorm's multithreaded kernels:
+fastnorm's {"multithreaded " if threaded else ""}kernels:
 
+"""
+
+
+_DOCS = {
+    StandardScaler: (_intro("StandardScaler") + """\
 - dense NumPy input and sparse CSR/CSC matrices (``with_mean=False``) are
   fitted in one pass (float64 accumulation, exact Chan merging across
   ``partial_fit`` calls, no float64 copy of X) and transformed in one fused
@@ -676,12 +681,7 @@ ValueError.""",
         "inverse_transform": _transform_note("``x * scale_ + mean_``",
                                              " Sparse input is scaled as CSR."),
     }),
-    MinMaxScaler: ("""\
-**fastnorm notes.** This is ``fastnorm.preprocessing.MinMaxScaler``, a
-subclass of scikit-learn's with the same parameters, attributes, results,
-errors, ``set_output`` and feature names; the passes over the data run on
-fastnorm's multithreaded kernels:
-
+    MinMaxScaler: (_intro("MinMaxScaler") + """\
 - dense NumPy input is fitted with one threaded min/max pass (sparse input
   is refused with a TypeError, as in scikit-learn);
 """ + _DASK_NOTES + """\
@@ -703,12 +703,7 @@ the minima and maxima of the earlier calls; dense NumPy and Dask input
             "``(x - feature_range[0]) / scale_ + data_min_``",
             " ``feature_range[0]`` maps back to ``data_min_`` exactly."),
     }),
-    MaxAbsScaler: ("""\
-**fastnorm notes.** This is ``fastnorm.preprocessing.MaxAbsScaler``, a
-subclass of scikit-learn's with the same parameters, attributes, results,
-errors, ``set_output`` and feature names; the passes over the data run on
-fastnorm's multithreaded kernels:
-
+    MaxAbsScaler: (_intro("MaxAbsScaler") + """\
 - dense NumPy input and sparse CSR/CSC matrices are fitted with one
   threaded pass and scaled in one pass (the sparsity structure is kept;
   duplicate sparse entries are summed first, as scipy reads them);
@@ -722,12 +717,7 @@ maxima of the earlier calls; dense NumPy, sparse CSR/CSC and Dask input
         "inverse_transform": _transform_note("``x * scale_``",
                                              " Sparse CSR/CSC input keeps its format."),
     }),
-    RobustScaler: ("""\
-**fastnorm notes.** This is ``fastnorm.preprocessing.RobustScaler``, a
-subclass of scikit-learn's with the same parameters, attributes, results,
-errors, ``set_output`` and feature names; the passes over the data run on
-fastnorm's multithreaded kernels:
-
+    RobustScaler: (_intro("RobustScaler") + """\
 - dense NumPy input is fitted with per-feature quantiles found by selection,
   not sorting (NaN-ignoring, interpolated linearly as ``np.nanpercentile``);
   sparse CSR/CSC matrices (``with_centering=False``) sort the explicit
@@ -748,12 +738,7 @@ fit on a NumPy array, or use StandardScaler, MinMaxScaler or MaxAbsScaler).""",
         "inverse_transform": _transform_note("``x * scale_ + center_``",
                                              " Sparse CSR/CSC input keeps its format."),
     }),
-    Normalizer: ("""\
-**fastnorm notes.** This is ``fastnorm.preprocessing.Normalizer``, a
-subclass of scikit-learn's with the same parameters, attributes, results,
-errors, ``set_output`` and feature names; the passes over the data run on
-fastnorm's kernels:
-
+    Normalizer: (_intro("Normalizer", threaded=False) + """\
 - dense rows are normalized by a fused one-sweep row kernel (each row's
   norm, then the division while the row is in cache), multithreaded over
   rows; sparse CSR matrices (CSC is converted, as in scikit-learn) are

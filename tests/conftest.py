@@ -5,7 +5,10 @@ from a base seed (FASTNORM_TEST_SEED, default 20240611) and the test's node
 id, so a run is reproducible and the seed is printed with a failure.
 """
 import os
+import subprocess
+import sys
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -125,3 +128,49 @@ def random_data(rng, shape, dtype, loc=1.0, scale=3.0):
     if dtype.kind == "b":
         return rng.random(shape) < 0.5
     return rng.integers(-20, 21, size=shape).astype(dtype)
+
+
+def condition(name, kw, X, axis, work_dtype):
+    """Condition number, per feature (axis=0) or sample (axis=1), of the
+    statistics the scaling function `name` computes on X (see assert_close):
+    how much rounding a statistic to `work_dtype` (the dtype the result is
+    computed in) is amplified in the output. Shaped to broadcast against the
+    2-D output (a scalar for a 1-D X scaled along axis 0)."""
+    X = np.asarray(X, dtype=np.float64)
+    ndim = X.ndim
+    if ndim == 1:
+        X, axis = X[:, None], 0 if axis == 0 else 1
+    if X.size == 0 or name not in ("scale", "minmax_scale", "robust_scale"):
+        return 1.0  # normalize, maxabs_scale: no shift, no cancellation
+    thresh = 10 * np.finfo(work_dtype).eps
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if name == "scale":
+            if not kw.get("with_mean", True):
+                return 1.0
+            mean = np.abs(np.nanmean(X, axis=axis))
+            std = np.nanstd(X, axis=axis) if kw.get("with_std", True) else np.ones_like(mean)
+            c = mean / np.where(std < thresh, 1.0, std)
+        elif name == "minmax_scale":
+            mn, mx = np.nanmin(X, axis=axis), np.nanmax(X, axis=axis)
+            c = np.maximum(np.abs(mn), np.abs(mx)) / np.where(mx - mn < thresh, 1.0, mx - mn)
+        else:  # robust_scale
+            lo, hi = kw.get("quantile_range", (25.0, 75.0))
+            q = np.nanpercentile(X, [lo, 50, hi], axis=axis)
+            iqr = q[2] - q[0] if kw.get("with_scaling", True) else np.ones_like(q[0])
+            # scikit-learn's quantiles are float64, so is its zero-scale rule
+            c = np.abs(q).max(axis=0) / np.where(iqr < 10 * np.finfo(np.float64).eps, 1.0, iqr)
+    c = np.where(np.isfinite(c), np.maximum(c, 1.0), 1.0)
+    if ndim == 1:
+        return float(c[0]) if axis == 0 else c
+    return c[None, :] if axis == 0 else c[:, None]
+
+
+def run_with_baseline_kernels(code):
+    """Run `code` in a fresh interpreter on the portable (baseline) kernel
+    build; it must print "ok" (and nothing else)."""
+    env = dict(os.environ, FASTNORM_KERNELS="baseline")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

@@ -16,9 +16,6 @@ The exact z-scores are computed in integer arithmetic (every double is an
 integer over a power of two).
 """
 import math
-import os
-import subprocess
-import sys
 import textwrap
 import warnings
 from fractions import Fraction
@@ -34,7 +31,7 @@ import fastnorm.preprocessing as fnp
 from fastnorm import _cpu, stats
 from fastnorm._ext import _openmp
 
-from conftest import assert_close
+from conftest import assert_close, run_with_baseline_kernels
 
 EPS = np.finfo(np.float64).eps
 F32_MAX = float(np.finfo(np.float32).max)
@@ -576,8 +573,4 @@ def test_portable_build_through_public_api():
             assert (stats.moments(np.full((3, n), 0.1), axis=1).m2 == 0).all()
         print("ok")
     """)
-    env = dict(os.environ, FASTNORM_KERNELS="baseline")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "ok"
+    run_with_baseline_kernels(code)

@@ -8,9 +8,6 @@ against scikit-learn or float64 NumPy.
   portable and the x86-64-v3 kernel build;
 - sparse normalize(norm="max") divides by max |x|, not the signed maximum.
 """
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -24,7 +21,7 @@ import fastnorm.preprocessing as fnp
 from fastnorm import _cpu
 from fastnorm._ext import _openmp
 
-from conftest import assert_close
+from conftest import assert_close, run_with_baseline_kernels
 
 SPARSE_FORMATS = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}
 DTYPES = (np.float32, np.float64)
@@ -238,11 +235,7 @@ def test_baseline_build_constant_columns_through_public_api():
             assert (s.scale_[same] == 1).all()
         print("ok")
     """)
-    env = dict(os.environ, FASTNORM_KERNELS="baseline")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "ok"
+    run_with_baseline_kernels(code)
 
 
 # ------------------------------------------ sparse normalize max (bug 3) ---
