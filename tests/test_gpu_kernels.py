@@ -1,7 +1,9 @@
 """The GPU kernels, launched through fastnorm._cuda._launch, against float64
 NumPy references and against fastnorm's CPU kernels (fastnorm._cpu).
 
-Marked `gpu`: skipped, with the reason, where CuPy or a CUDA GPU is missing.
+On a machine with a CUDA GPU they run on it, through CuPy; elsewhere (CI)
+through cudasim (tests/cudasim), which executes the same CUDA sources on the
+CPU: that checks the kernels' logic, not races, memory errors or speed.
 Every output and partial buffer starts as NaN (_launch.POISON), so an
 element a kernel fails to write shows. Inputs are rounded to the tested
 dtype first and the references computed from the rounded values in float64;
@@ -12,11 +14,22 @@ import warnings
 import numpy as np
 import pytest
 
+from cudasim import cupy_for_tests, installed
+
 pytestmark = pytest.mark.gpu
 
-cp = pytest.importorskip("cupy", reason="CuPy is not installed: GPU kernels not run")
-if not cp.is_available():
-    pytest.skip("CuPy finds no CUDA GPU: GPU kernels not run", allow_module_level=True)
+cp, SIMULATED = cupy_for_tests()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def gpu_or_cudasim():
+    """fastnorm's GPU path imports `cupy`: make it the stand-in here."""
+    if SIMULATED:
+        with installed(cp):
+            yield
+    else:
+        yield
+
 
 from fastnorm import _cpu  # noqa: E402
 from fastnorm._cuda import _launch  # noqa: E402
