@@ -1,9 +1,11 @@
 """Which implementation runs a call: picked from the input array's library.
 
-NumPy arrays run on the CPU kernels (`fastnorm._cpu`). CuPy arrays will run
-on the GPU kernels; until that path exists they raise NotImplementedError:
-fastnorm never copies data between host and device behind the caller's back.
-The library is read off the array's type, so CuPy is never imported here.
+NumPy arrays run on the CPU kernels (`fastnorm._cpu`), CuPy arrays on the
+GPU kernels (`fastnorm._cuda._ops`), on the arrays' device. fastnorm never
+copies data between host and device behind the caller's back: mixing the
+two libraries in one call, or asking for a backend the data is not on, is
+an error. The library is read off the array's type, so CuPy is imported
+only when CuPy arrays are seen.
 """
 from ._config import get_config
 
@@ -11,6 +13,32 @@ from ._config import get_config
 def array_library(x):
     """'cupy' for a CuPy array, 'numpy' for everything else."""
     return "cupy" if type(x).__module__.split(".")[0] == "cupy" else "numpy"
+
+
+def namespace(x):
+    """The array module of x: cupy for a CuPy array, else numpy."""
+    if array_library(x) == "cupy":
+        import cupy
+        return cupy
+    import numpy
+    return numpy
+
+
+class _GpuKernels:
+    """fastnorm._cuda._ops, where a kernel it lacks is a NotImplementedError
+    naming it (rather than an AttributeError from deep inside a call)."""
+
+    def __getattr__(self, name):
+        from ._cuda import _ops
+        try:
+            return getattr(_ops, name)
+        except AttributeError:
+            raise NotImplementedError(
+                f"fastnorm's GPU path has no '{name}' kernel yet: this call cannot run on "
+                "CuPy arrays. Pass NumPy arrays (cupy.asnumpy) to run it on the CPU.") from None
+
+
+_GPU = _GpuKernels()
 
 
 def ops_for(*arrays, name="X"):
@@ -23,14 +51,30 @@ def ops_for(*arrays, name="X"):
     libs = {array_library(a) for a in arrays if a is not None}
     if len(libs) > 1:
         raise TypeError(f"{name}: NumPy and CuPy arrays are mixed in one call; "
-                        "convert them to one library first")
+                        "convert them to one library first (fastnorm does not copy "
+                        "between host and device implicitly)")
     lib = libs.pop() if libs else "numpy"
     backend = get_config()["backend"]
-    if lib == "cupy" or backend == "gpu":
-        what = "is a CuPy array" if lib == "cupy" else "was requested with backend='gpu'"
+    if lib == "numpy" and backend == "gpu":
         raise NotImplementedError(
-            f"{name} {what}, but fastnorm's GPU path is not available yet. "
-            "Pass a NumPy array (cupy.asnumpy(X)) to run on the CPU; fastnorm "
-            "does not copy between device and host implicitly.")
+            f"{name} is a NumPy array but backend='gpu' was requested: pass CuPy arrays "
+            "(cupy.asarray(X)) to run on the GPU; fastnorm does not copy between host "
+            "and device implicitly.")
+    if lib == "cupy" and backend == "cpu":
+        raise TypeError(f"{name} is a CuPy array but backend='cpu' was requested: pass NumPy "
+                        "arrays (cupy.asnumpy(X)); fastnorm does not copy between device "
+                        "and host implicitly.")
+    if lib == "cupy":
+        return _GPU
     from . import _cpu
     return _cpu
+
+
+def refuse_gpu(x, name, what):
+    """NotImplementedError for CuPy input to `what`, an entry point whose GPU
+    path does not exist yet."""
+    if array_library(x) == "cupy":
+        raise NotImplementedError(
+            f"{name} is a CuPy array, but {what} has no GPU path yet. Pass a NumPy array "
+            "(cupy.asnumpy(X)) to run it on the CPU; fastnorm does not copy between "
+            "device and host implicitly.")

@@ -25,11 +25,12 @@ class Moments:
         # fields given as lists or scalars become float64 arrays of one
         # shape (a scalar count, as scikit-learn's n_samples_seen_, broadcasts)
         names = ("count", "mean", "m2")
+        xp = _backend.namespace(self.mean)  # CuPy statistics stay on their device
         arrays = []
         for name in names:
             value = getattr(self, name)
             try:
-                arrays.append(np.asarray(value, dtype=np.float64))
+                arrays.append(xp.asarray(value, dtype=np.float64))
             except (TypeError, ValueError):
                 raise TypeError(f"Moments.{name} must be numbers, got "
                                 f"{type(value).__name__}") from None
@@ -40,7 +41,7 @@ class Moments:
             except ValueError:
                 raise ValueError("Moments' count, mean and m2 must have one shape, got "
                                  + ", ".join(map(str, shapes))) from None
-            arrays = [np.broadcast_to(a, shape).copy() for a in arrays]
+            arrays = [xp.broadcast_to(a, shape).copy() for a in arrays]
         for name, arr in zip(names, arrays):
             object.__setattr__(self, name, arr)
 

@@ -14,23 +14,31 @@ from . import _backend
 KERNEL_DTYPES = (np.float32, np.float64)
 
 
-def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
+def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False, gpu_for=None):
     """X as a NumPy float32/float64 array of 2 (or, with allow_1d, 1) dims.
 
     Integers, booleans and numeric objects become float64 (as in
     scikit-learn), float16 becomes float32, float32/float64 are kept without
     a copy; other floats (byte-swapped, long double) become float64, as
-    scikit-learn's dtype check makes them. Returns (array, fresh): fresh is True when the array is a new
-    buffer the caller may overwrite. Finiteness is not checked here (see
-    `raise_if_not_finite`): most callers learn it for free from their
-    statistics.
+    scikit-learn's dtype check makes them. Returns (array, fresh): fresh is
+    True when the array is a new buffer the caller may overwrite.
+    Finiteness is not checked here (see `raise_if_not_finite`): most callers
+    learn it for free from their statistics.
+
+    CuPy X stays on its device (float16 kept: the GPU kernels take it) when
+    `gpu_for` names the calling function; callers without a GPU path leave
+    it None and refuse CuPy X with a NotImplementedError.
     """
     if X is None:
         raise TypeError(f"{name} must be an array, got None")
     if sp.issparse(X):
         raise TypeError(f"{name} is a sparse matrix; this function takes dense "
                         f"arrays (convert with {name}.toarray())")
-    _backend.ops_for(X, name=name)  # rejects CuPy / GPU for now
+    _backend.ops_for(X, name=name)  # Dask, or a backend the data is not on
+    if _backend.array_library(X) == "cupy":
+        if gpu_for is None:
+            _backend.refuse_gpu(X, name, "this function")
+        return _as_float_device_array(X, name, allow_1d, allow_empty)
     if type(X).__module__.split(".")[0] == "pandas":
         # nullable and pyarrow columns: pd.NA becomes NaN, as scikit-learn reads them
         from sklearn.utils.validation import check_array
@@ -55,16 +63,37 @@ def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False):
                             f"be converted to float64: {exc}") from None
     else:
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    ndims = (1, 2) if allow_1d else (2,)
-    if out.ndim not in ndims:
-        want = "a 1-D or 2-D" if allow_1d else "a 2-D"
-        raise ValueError(f"{name} must be {want} array, got {out.ndim}-D with shape "
-                         f"{out.shape}" + ("; reshape a single feature with "
-                                           f"{name}.reshape(-1, 1)" if out.ndim == 1 else ""))
-    if out.size == 0 and not allow_empty:
-        raise ValueError(f"{name} is empty (shape={out.shape}); at least one sample "
-                         "and one feature are required")
+    _check_dims(out, name, allow_1d, allow_empty)
     return out, out is not arr
+
+
+def _check_dims(X, name, allow_1d, allow_empty):
+    ndims = (1, 2) if allow_1d else (2,)
+    if X.ndim not in ndims:
+        want = "a 1-D or 2-D" if allow_1d else "a 2-D"
+        raise ValueError(f"{name} must be {want} array, got {X.ndim}-D with shape "
+                         f"{X.shape}" + ("; reshape a single feature with "
+                                         f"{name}.reshape(-1, 1)" if X.ndim == 1 else ""))
+    if X.size == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty (shape={X.shape}); at least one sample "
+                         "and one feature are required")
+
+
+def _as_float_device_array(X, name, allow_1d, allow_empty):
+    """as_float_array for a CuPy X: float16/32/64 kept, integers and booleans
+    to float64 (on the device)."""
+    kind = X.dtype.kind
+    if kind == "f" and X.dtype.itemsize in (2, 4, 8):
+        out = X
+    elif kind in "biu":
+        out = X.astype("float64")
+    elif kind == "c":
+        raise TypeError(f"{name} has complex dtype {X.dtype}; only real numbers "
+                        "can be normalized")
+    else:
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    _check_dims(out, name, allow_1d, allow_empty)
+    return out, out is not X
 
 
 def raise_if_not_finite(X, name="X", *, allow_nan=False):
@@ -157,17 +186,22 @@ def check_range_pair(value, name, *, low=None, high=None, strict=True, message=N
     return float(a), float(b)
 
 
-def check_sample_weight(sample_weight, n, name="sample_weight"):
-    """None, a scalar or a 1-D array of n non-negative finite weights → float64 array or None."""
+def check_sample_weight(sample_weight, n, name="sample_weight", xp=np):
+    """None, a scalar or a 1-D array of n non-negative finite weights → float64
+    array (of the array module `xp`, X's) or None."""
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight)
+    on_gpu = _backend.array_library(sample_weight) == "cupy"
+    if on_gpu != (xp is not np) and (on_gpu or isinstance(sample_weight, np.ndarray)):
+        raise TypeError(f"{name} is a {'cupy' if on_gpu else 'numpy'} array but X is a "
+                        f"{'numpy' if on_gpu else 'cupy'} array; pass both from one library")
+    w = xp.asarray(sample_weight)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {w.dtype}")
-    w = np.ascontiguousarray(np.broadcast_to(w, (n,)) if w.ndim == 0 else w, dtype=np.float64)
+    w = xp.ascontiguousarray(xp.broadcast_to(w, (n,)) if w.ndim == 0 else w, dtype=np.float64)
     if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},), got {np.shape(sample_weight)}")
-    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name} must have shape ({n},), got {w.shape}")
+    if not bool(xp.isfinite(w).all()) or bool((w < 0).any()):
         raise ValueError(f"{name} must be finite and non-negative")
     return w
 

@@ -39,14 +39,22 @@ __all__ = [
 
 # ---------------------------------------------------------------- checks ---
 
-def _float_array(x, name, *, keep_byte_order=False):
+def _float_array(x, name, *, keep_byte_order=False, gpu=False):
     """x as a NumPy float32/float64 array (as torch, integers and complex
     numbers are refused). Byte-swapped floats are floats: they come back in
     native byte order (a copy), unless keep_byte_order (for an array updated
-    in place)."""
+    in place). gpu: a CuPy x stays on its device, float16 included (the GPU
+    kernels take it); otherwise CuPy input is a NotImplementedError."""
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     _backend.ops_for(x, name=name)
+    if _backend.array_library(x) == "cupy":
+        if not gpu:
+            _backend.refuse_gpu(x, name, "this function")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype "
+                            f"{x.dtype}")
+        return x
     arr = np.asarray(x)
     if arr.dtype.kind == "c":
         raise TypeError(f"{name} has complex dtype {arr.dtype}; only real float32 or float64 "
@@ -67,16 +75,19 @@ def _normalized_shape(normalized_shape, x):
     return shape
 
 
-def _param(p, name, shape, dtype):
-    """weight/bias: None, or an array of `shape` and the input's dtype."""
+def _param(p, name, shape, x):
+    """weight/bias: None, or an array of `shape` and the input x's dtype and
+    library."""
     if p is None:
         return None
-    arr = _float_array(p, name)
+    arr = _float_array(p, name, gpu=True)
+    _backend.ops_for(x, arr, name=name)  # one library
+    dtype, xp = x.dtype, _backend.namespace(x)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape} (normalized_shape), got {arr.shape}")
     if arr.dtype != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
-    return np.ascontiguousarray(arr).reshape(-1)
+    return xp.ascontiguousarray(arr).reshape(-1)
 
 
 def _eps(eps, dtype, name="eps"):
@@ -89,9 +100,9 @@ def _eps(eps, dtype, name="eps"):
 
 def _rows(x, shape):
     """x as C-contiguous (n_rows, prod(normalized_shape))."""
-    n = int(np.prod(shape))
-    n_rows = x.size // n if n else int(np.prod(x.shape[:x.ndim - len(shape)]))
-    return np.ascontiguousarray(x).reshape(n_rows, n)
+    n = math.prod(shape)
+    n_rows = x.size // n if n else math.prod(x.shape[:x.ndim - len(shape)])
+    return _backend.namespace(x).ascontiguousarray(x).reshape(n_rows, n)
 
 
 class SavedStats:
@@ -118,6 +129,12 @@ def _check_saved(saved, shape):
     stats = []
     for name in ("mean", "rstd"):
         value = getattr(saved, name)
+        if _backend.array_library(value) == "cupy":  # a GPU forward's, in its own dtype
+            if value.shape != shape:
+                raise ValueError(f"saved.{name} holds statistics of shape {value.shape}, "
+                                 f"this input needs {shape}")
+            stats.append(value)
+            continue
         try:
             arr = np.asarray(value)
         except ValueError:  # a ragged sequence
@@ -135,37 +152,38 @@ def _check_saved(saved, shape):
 # ------------------------------------------------------ layer / rms norm ---
 
 def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved):
-    from . import _cpu
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     shape = _normalized_shape(normalized_shape, x)
-    w = _param(weight, "weight", shape, x.dtype)
-    b = _param(bias, "bias", shape, x.dtype)
+    w = _param(weight, "weight", shape, x)
+    b = _param(bias, "bias", shape, x)
     eps = _eps(eps, x.dtype)
     X2 = _rows(x, shape)
-    out, mean, rstd = _cpu.row_norm_forward(X2, w, b, eps, rms)
+    out, mean, rstd = _backend.ops_for(X2, w, b, name="input").row_norm_forward(
+        X2, w, b, eps, rms)
     out = out.reshape(x.shape)
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
 def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, rms, saved):
-    from . import _cpu
-    x = _float_array(input, "input")
-    dy = _float_array(grad_output, "grad_output")
+    x = _float_array(input, "input", gpu=True)
+    dy = _float_array(grad_output, "grad_output", gpu=True)
+    ops = _backend.ops_for(x, dy, name="grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
         raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
                          f"got {dy.shape} {dy.dtype}")
     shape = _normalized_shape(normalized_shape, x)
-    w = _param(weight, "weight", shape, x.dtype)
-    b = _param(bias, "bias", shape, x.dtype)
+    w = _param(weight, "weight", shape, x)
+    b = _param(bias, "bias", shape, x)
     eps = _eps(eps, x.dtype)
     X2, dY2 = _rows(x, shape), _rows(dy, shape)
     saved = _check_saved(saved, X2.shape[0])
     if saved is None:
-        _, mean, rstd = _cpu.row_norm_forward(X2, None, None, eps, rms)
+        _, mean, rstd = ops.row_norm_forward(X2, None, None, eps, rms)
     else:
+        _backend.ops_for(x, saved.mean, saved.rstd, name="saved")
         mean, rstd = saved.mean, saved.rstd
-    dX, dw, db = _cpu.row_norm_backward(dY2, X2, w, mean, rstd, rms,
-                                        want_dw=w is not None, want_db=b is not None)
+    dX, dw, db = ops.row_norm_backward(dY2, X2, w, mean, rstd, rms,
+                                       want_dw=w is not None, want_db=b is not None)
     as_param = (lambda g: None if g is None else g.astype(x.dtype).reshape(shape))
     return dX.reshape(x.shape), as_param(dw), as_param(db)
 

@@ -24,7 +24,7 @@ class MinMax(NamedTuple):
 
 
 def _prepare(X, axis, name="X"):
-    X, _ = as_float_array(X, name, allow_1d=True, allow_empty=True)
+    X, _ = as_float_array(X, name, allow_1d=True, allow_empty=True, gpu_for="fastnorm.stats")
     axis = check_axis(axis, X.ndim)
     X2 = X if X.ndim == 2 else X[:, None]
     return X2, axis, X.ndim
@@ -58,7 +58,7 @@ def _moments(X, axis=0, sample_weight=None, ignore_nan=False, mean_lo=False):
     """
     X2, axis, ndim = _prepare(X, axis)
     ignore_nan = check_bool(ignore_nan, "ignore_nan")
-    w = check_sample_weight(sample_weight, X2.shape[axis])
+    w = check_sample_weight(sample_weight, X2.shape[axis], xp=_backend.namespace(X2))
     ops = _backend.ops_for(X2)
     lo = None
     if mean_lo:
@@ -125,7 +125,8 @@ def min_max(X, axis=0, ignore_nan=False):
 def max_abs(X, axis=0, ignore_nan=False):
     """max(|X|) along `axis`, in X's dtype (NaN handling as in `min_max`)."""
     mn, mx = min_max(X, axis=axis, ignore_nan=ignore_nan)
-    return np.maximum(np.abs(mn), np.abs(mx))
+    xp = _backend.namespace(mn)
+    return xp.maximum(xp.abs(mn), xp.abs(mx))
 
 
 def quantiles(X, q, axis=0, ignore_nan=False):

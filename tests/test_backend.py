@@ -13,6 +13,7 @@ class _FakeCupyArray:
 
     shape = (4, 3)
     ndim = 2
+    size = 12
     dtype = np.dtype(np.float64)
 
     def __array__(self, *args, **kwargs):  # an implicit device->host copy
@@ -72,11 +73,12 @@ def test_backend_gpu_with_numpy_input_is_a_clear_error(rng):
     np.testing.assert_array_equal(fnp.scale(X), fnp.scale(X0))
 
 
+# entry points whose GPU path is not wired yet (stats.moments, min_max,
+# max_abs and layer_norm/rms_norm are: tests/test_gpu_api.py)
 @pytest.mark.parametrize("call", [
     fnp.scale, fnp.minmax_scale, fnp.maxabs_scale, fnp.robust_scale, fnp.normalize,
-    stats.moments, stats.min_max, stats.max_abs, lambda X: stats.quantiles(X, 0.5)],
-    ids=["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
-         "moments", "min_max", "max_abs", "quantiles"])
+    lambda X: stats.quantiles(X, 0.5)],
+    ids=["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize", "quantiles"])
 def test_cupy_input_not_implemented_and_never_copied(call):
     with pytest.raises(NotImplementedError, match="CuPy"):
         call(_FakeCupyArray())
@@ -88,12 +90,19 @@ def test_mixed_numpy_and_cupy_is_an_error():
 
 
 @pytest.mark.gpu
-def test_real_cupy_array_not_implemented():
-    cp = pytest.importorskip("cupy", reason="CuPy is not installed")
-    try:
+def test_cupy_array_to_an_entry_point_without_gpu_path():
+    from cudasim import cupy_for_tests, installed
+    cp, simulated = cupy_for_tests()
+    with installed(cp) if simulated else _nothing():
         X = cp.ones((4, 3))
-    except Exception as exc:  # CuPy present but no usable GPU
-        pytest.skip(f"CuPy cannot allocate on a GPU here: {exc}")
-    assert _backend.array_library(X) == "cupy"
-    with pytest.raises(NotImplementedError, match="CuPy"):
-        fnp.scale(X)
+        assert _backend.array_library(X) == "cupy"
+        with pytest.raises(NotImplementedError, match="CuPy"):
+            fnp.scale(X)
+        with fastnorm.config_context(backend="cpu"):
+            with pytest.raises(TypeError, match="backend='cpu'"):
+                stats.moments(X)
+
+
+def _nothing():
+    import contextlib
+    return contextlib.nullcontext()

@@ -246,7 +246,8 @@ class RawKernel:
         k.attributes = {"max_threads_per_block": max_threads}
         return k
 
-    def __call__(self, grid, block, args, *, shared_mem=0, stream=None, enable_cooperative_groups=False):
+    def __call__(self, grid, block, args, *, shared_mem=0, stream=None,
+                 enable_cooperative_groups=False):
         if shared_mem:
             raise NotImplementedError("cudasim: dynamic shared memory is not supported")
         if not isinstance(args, tuple):

@@ -1,0 +1,154 @@
+"""The public API on CuPy input: fastnorm.stats (moments, min_max, max_abs)
+and fastnorm.functional's layer_norm/rms_norm (forward and backward) run on
+the GPU kernels, results on the device, equal to the CPU path's.
+
+On a machine with a CUDA GPU through CuPy; elsewhere (CI) through cudasim
+(tests/cudasim), which runs the same CUDA sources on the CPU. The stand-in
+refuses implicit device-to-host conversion as CuPy does, so a GPU path that
+copied to the host behind the caller's back would fail here.
+"""
+import numpy as np
+import pytest
+
+import fastnorm.functional as F
+from fastnorm import stats
+
+from conftest import make_layout
+from cudasim import cupy_for_tests, installed
+
+pytestmark = pytest.mark.gpu
+
+cp, SIMULATED = cupy_for_tests()
+DTYPES = [np.float16, np.float32, np.float64]
+RTOL = {np.float16: 2e-3, np.float32: 2e-5, np.float64: 1e-11}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def gpu_or_cudasim():
+    if SIMULATED:
+        with installed(cp):
+            yield
+    else:
+        yield
+
+
+def on_device(a):
+    assert isinstance(a, cp.ndarray), type(a)
+    return cp.asnumpy(a)
+
+
+def cpu_dtype(dtype):
+    """The CPU path's input for a GPU dtype: float16 is computed from float32 there."""
+    return np.float32 if dtype == np.float16 else dtype
+
+
+def device_layout(x, layout):
+    """x on the device in a memory layout: C, F, or a strided view."""
+    g = cp.asarray(make_layout(x, "C"))
+    if layout == "F":
+        return cp.asfortranarray(g)
+    if layout == "strided":
+        big = cp.zeros(tuple(2 * s for s in x.shape), x.dtype)
+        big[::2, ::2] = g
+        return big[::2, ::2]
+    return g
+
+
+# ------------------------------------------------------------------ stats ---
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_moments_match_the_cpu(rng, dtype, axis, layout):
+    x = (rng.standard_normal((33, 7)) * 3 + 5).astype(dtype)
+    x[4, 2] = np.nan
+    g = device_layout(x, layout)
+    for ignore_nan in (False, True):
+        ours = stats.moments(g, axis=axis, ignore_nan=ignore_nan)
+        ref = stats.moments(x.astype(cpu_dtype(dtype)), axis=axis, ignore_nan=ignore_nan)
+        for field in ("count", "mean", "m2"):
+            np.testing.assert_allclose(on_device(getattr(ours, field)), getattr(ref, field),
+                                       rtol=RTOL[dtype] * 10, atol=1e-6, equal_nan=True,
+                                       err_msg=field)
+    # the device's Moments merge on the device
+    half = stats.moments(g[:16], axis=0).merge(stats.moments(g[16:], axis=0))
+    whole = stats.moments(g, axis=0)
+    np.testing.assert_allclose(on_device(half.mean), on_device(whole.mean), rtol=1e-5,
+                               equal_nan=True)
+    assert isinstance(whole.var(), cp.ndarray)
+
+
+def test_moments_weights_must_be_on_the_device(rng):
+    x = rng.standard_normal((20, 3))
+    w = rng.random(20)
+    ours = stats.moments(cp.asarray(x), sample_weight=cp.asarray(w))
+    ref = stats.moments(x, sample_weight=w)
+    np.testing.assert_allclose(on_device(ours.mean), ref.mean, rtol=1e-12)
+    np.testing.assert_allclose(on_device(ours.m2), ref.m2, rtol=1e-10)
+    with pytest.raises(TypeError, match="sample_weight is a numpy array but X is a cupy"):
+        stats.moments(cp.asarray(x), sample_weight=w)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_min_max_and_max_abs_match_the_cpu(rng, dtype, axis):
+    x = rng.standard_normal((25, 6)).astype(dtype)
+    x[3, 1] = np.nan
+    g = cp.asarray(x)
+    for ignore_nan in (False, True):
+        mn, mx = stats.min_max(g, axis=axis, ignore_nan=ignore_nan)
+        ref = stats.min_max(x, axis=axis, ignore_nan=ignore_nan)
+        assert mn.dtype == mx.dtype == dtype
+        np.testing.assert_array_equal(on_device(mn), ref.min)
+        np.testing.assert_array_equal(on_device(mx), ref.max)
+        np.testing.assert_array_equal(on_device(stats.max_abs(g, axis, ignore_nan)),
+                                      stats.max_abs(x, axis, ignore_nan))
+
+
+# -------------------------------------------------------- layer / rms norm ---
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("rms", [False, True])
+@pytest.mark.parametrize("shape", [(4, 6, 10), (3, 2000), (5, 1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_norms_match_the_cpu(rng, dtype, shape, rms, affine):
+    ref_dtype = cpu_dtype(dtype)
+    norm = shape[-1:]
+    x = (rng.standard_normal(shape) + 2).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal(norm) * 0.5 + 1).astype(dtype) if affine else None
+    b = (rng.standard_normal(norm) * 0.5).astype(dtype) if affine and not rms else None
+    arrays = dict(x=x, dy=dy, w=w, b=b)
+    dev = {k: None if v is None else cp.asarray(v) for k, v in arrays.items()}
+    cpu = {k: None if v is None else v.astype(ref_dtype) for k, v in arrays.items()}
+
+    def forward(a):
+        if rms:
+            return F.rms_norm(a["x"], norm, a["w"], 1e-5, return_saved=True)
+        return F.layer_norm(a["x"], norm, a["w"], a["b"], 1e-5, return_saved=True)
+
+    def backward(a, saved):
+        if rms:
+            return F.rms_norm_backward(a["dy"], a["x"], norm, a["w"], 1e-5, saved=saved)
+        return F.layer_norm_backward(a["dy"], a["x"], norm, a["w"], a["b"], 1e-5, saved=saved)
+
+    (y, saved), (y_ref, saved_ref) = forward(dev), forward(cpu)
+    assert y.dtype == dtype
+    tol = RTOL[dtype] * (50 if dtype == np.float16 else 10)
+    np.testing.assert_allclose(on_device(y).astype(np.float64), y_ref, rtol=tol, atol=tol)
+    for grads in (backward(dev, saved), backward(dev, None)):  # saved, or recomputed
+        for g, r in zip(grads, backward(cpu, saved_ref)):
+            assert (g is None) == (r is None)
+            if g is not None:
+                assert g.dtype == dtype
+                np.testing.assert_allclose(on_device(g).astype(np.float64), r,
+                                           rtol=tol, atol=tol * max(1.0, np.abs(r).max()))
+
+
+def test_row_norm_refuses_mixed_libraries(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    with pytest.raises(TypeError, match="mixed"):
+        F.layer_norm(cp.asarray(x), (4,), np.ones(4, np.float32))
+    _, saved = F.layer_norm(x, (4,), return_saved=True)
+    with pytest.raises(TypeError, match="mixed"):
+        F.layer_norm_backward(cp.asarray(x), cp.asarray(x), (4,), saved=saved)
