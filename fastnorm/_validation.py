@@ -98,14 +98,13 @@ def _as_float_device_array(X, name, allow_1d, allow_empty):
 
 def raise_if_not_finite(X, name="X", *, allow_nan=False):
     """ValueError if X holds inf (or NaN, unless allow_nan). One parallel scan."""
-    from . import _cpu
-    mn, mx, count = _cpu.min_max(X.reshape(len(X), -1), 0)
+    mn, mx, count = _backend.ops_for(X).min_max(X.reshape(len(X), -1), 0)
     # all-NaN columns come back as min=+inf, max=-inf: only a real inf
     # gives max=+inf or min=-inf
-    if np.isposinf(mx).any() or np.isneginf(mn).any():
+    if bool(np.isposinf(mx).any()) or bool(np.isneginf(mn).any()):
         raise ValueError(f"Input {name} contains infinity or a value too large "
                          f"for {X.dtype!r}.")
-    if not allow_nan and count.sum() < X.size:
+    if not allow_nan and float(count.sum()) < X.size:
         raise ValueError(f"Input {name} contains NaN.")
 
 
@@ -120,8 +119,12 @@ def warn_on_overflow(what, *statistics):
 
 
 def check_out(out, like, name="out"):
-    """`out` must be a writeable NumPy array with `like`'s shape and dtype."""
-    if not isinstance(out, np.ndarray):
+    """`out` must be a writeable array of `like`'s library (NumPy or CuPy),
+    shape and dtype."""
+    on_gpu = _backend.array_library(like) == "cupy"
+    if on_gpu and _backend.array_library(out) != "cupy":
+        raise TypeError(f"{name} must be a CuPy array (X is one), got {type(out).__name__}")
+    if not on_gpu and not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
     if out.shape != like.shape:
         raise ValueError(f"{name} has shape {out.shape}, expected {like.shape}")
@@ -139,7 +142,7 @@ def output_for(X, fresh, copy, out):
         return out
     if fresh or (not copy and X.flags.writeable):
         return X
-    return np.empty_like(X)
+    return _backend.namespace(X).empty_like(X)
 
 
 def check_bool(value, name):

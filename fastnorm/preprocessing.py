@@ -82,7 +82,7 @@ def _sklearn_function(constraints, prefer_skip_nested_validation):
             if isinstance(X, np.ndarray) and X.dtype == np.float16:
                 return _in_float32(function, params)
             return function(**params)
-        checked = validate_params({**constraints, "out": [np.ndarray, None]},
+        checked = validate_params({**constraints, "out": ["array-like", None]},  # check_out
                                   prefer_skip_nested_validation=prefer_skip_nested_validation)(wrapper)
         checked.unchecked = function  # for callers whose arguments are known good
         return checked
@@ -108,7 +108,7 @@ def _in_float32(function, params):
 def _handle_zeros_in_scale(scale, dtype, scalar):
     """scikit-learn's rule: scales under 10 eps of X's dtype become 1 (only an
     exact 0 for the scalar statistics of 1-D input)."""
-    scale = np.array(scale, dtype=dtype)
+    scale = _backend.namespace(scale).array(scale, dtype=dtype)
     if scalar:
         scale[scale == 0] = 1
     else:
@@ -123,11 +123,12 @@ def _prepare(X, axis, copy, out, *, allow_1d=True, rows_of_1d=False):
     scales each sample alone, as sklearn's minmax/maxabs/robust_scale do.
     """
     check_bool(copy, "copy")
-    X, fresh = _as_float_array(X, "X", allow_1d=allow_1d)
+    X, fresh = _as_float_array(X, "X", allow_1d=allow_1d, gpu_for="fastnorm.preprocessing")
     axis = check_axis(axis, 2, allow_negative=False)
     if X.ndim == 1 and axis == 1 and not rows_of_1d:
         raise ValueError("axis=1 is out of bounds for a 1-D X (allowed: 0)")
-    if out is not None and out is not X and np.may_share_memory(out, X):
+    if out is not None and out is not X and _backend.array_library(out) == \
+            _backend.array_library(X) and _backend.namespace(X).may_share_memory(out, X):
         # out overlaps X without being X: read from a copy, as NumPy's ufuncs do
         X, fresh = X.copy(), True
     Y = output_for(X, fresh, copy, out)
@@ -138,7 +139,8 @@ def _prepare(X, axis, copy, out, *, allow_1d=True, rows_of_1d=False):
 
 def _apply(ops, X2, axis, Y2, shift=0.0, scale=1.0, offset=0.0):
     n = X2.shape[1] if axis == 0 else X2.shape[0]
-    shift, scale, offset = (np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
+    xp = _backend.namespace(X2)
+    shift, scale, offset = (xp.broadcast_to(xp.asarray(a, dtype=np.float64), (n,))
                             for a in (shift, scale, offset))
     ops.affine(X2, axis, shift, scale, offset, Y2)
 

@@ -4,6 +4,7 @@ import pytest
 
 import fastnorm
 from fastnorm import _backend, _cpu, preprocessing as fnp, stats
+from fastnorm import functional as F
 
 
 class _FakeCupyArray:
@@ -73,12 +74,12 @@ def test_backend_gpu_with_numpy_input_is_a_clear_error(rng):
     np.testing.assert_array_equal(fnp.scale(X), fnp.scale(X0))
 
 
-# entry points whose GPU path is not wired yet (stats.moments, min_max,
-# max_abs and layer_norm/rms_norm are: tests/test_gpu_api.py)
+# entry points whose GPU path is not wired yet (the wired ones, stats,
+# preprocessing's functions and layer_norm/rms_norm: tests/test_gpu_api.py)
 @pytest.mark.parametrize("call", [
-    fnp.scale, fnp.minmax_scale, fnp.maxabs_scale, fnp.robust_scale, fnp.normalize,
-    lambda X: stats.quantiles(X, 0.5)],
-    ids=["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize", "quantiles"])
+    lambda X: F.batch_norm(X, None, None, training=True), lambda X: F.group_norm(X, 1),
+    lambda X: F.normalize(X), lambda X: F.local_response_norm(X, 2)],
+    ids=["batch_norm", "group_norm", "normalize", "local_response_norm"])
 def test_cupy_input_not_implemented_and_never_copied(call):
     with pytest.raises(NotImplementedError, match="CuPy"):
         call(_FakeCupyArray())
@@ -97,7 +98,7 @@ def test_cupy_array_to_an_entry_point_without_gpu_path():
         X = cp.ones((4, 3))
         assert _backend.array_library(X) == "cupy"
         with pytest.raises(NotImplementedError, match="CuPy"):
-            fnp.scale(X)
+            F.batch_norm(X, None, None, training=True)
         with fastnorm.config_context(backend="cpu"):
             with pytest.raises(TypeError, match="backend='cpu'"):
                 stats.moments(X)

@@ -152,3 +152,45 @@ def test_row_norm_refuses_mixed_libraries(rng):
     _, saved = F.layer_norm(x, (4,), return_saved=True)
     with pytest.raises(TypeError, match="mixed"):
         F.layer_norm_backward(cp.asarray(x), cp.asarray(x), (4,), saved=saved)
+
+
+# ------------------------------------------------ preprocessing functions ---
+
+FUNCTIONS = [("scale", {}), ("scale", {"axis": 1, "with_std": False}), ("minmax_scale", {}),
+             ("maxabs_scale", {"axis": 1}), ("robust_scale", {}),
+             ("robust_scale", {"quantile_range": (10.0, 60.0), "axis": 1}),
+             ("normalize", {}), ("normalize", {"norm": "l1", "axis": 0}),
+             ("normalize", {"norm": "max"})]
+
+
+@pytest.mark.parametrize("name, kw", FUNCTIONS, ids=[f"{n}-{k}" for n, k in FUNCTIONS])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_preprocessing_functions_match_the_cpu(rng, dtype, name, kw):
+    import fastnorm.preprocessing as fp
+    x = (rng.standard_normal((40, 6)) * 3 + 2).astype(dtype)
+    if name != "normalize":  # NaN is ignored by the statistics, kept in the output
+        x[5, 1] = np.nan
+    ref = getattr(fp, name)(x.astype(cpu_dtype(dtype)), **kw)
+    g = cp.asarray(x)
+    got = getattr(fp, name)(g, **kw)
+    assert got.dtype == dtype and got is not g
+    tol = 4e-3 if dtype == np.float16 else RTOL[dtype] * 10
+    np.testing.assert_allclose(on_device(got).astype(np.float64), ref, rtol=tol, atol=tol,
+                               equal_nan=True)
+    np.testing.assert_array_equal(on_device(g), x)  # the input untouched
+    out = cp.empty_like(g)
+    assert getattr(fp, name)(g, **kw, out=out) is out
+    np.testing.assert_array_equal(on_device(out), on_device(got))
+    in_place = getattr(fp, name)(g, **kw, copy=False)
+    assert in_place is g
+    np.testing.assert_allclose(on_device(g).astype(np.float64), ref, rtol=tol, atol=tol,
+                               equal_nan=True)
+
+
+def test_preprocessing_refuses_a_host_out_for_device_input(rng):
+    import fastnorm.preprocessing as fp
+    g = cp.asarray(rng.standard_normal((5, 3)))
+    with pytest.raises(TypeError, match="out must be a CuPy array"):
+        fp.scale(g, out=np.empty((5, 3)))
+    with pytest.raises(ValueError, match="infinity"):
+        fp.minmax_scale(cp.asarray(np.array([[1.0], [np.inf]])))

@@ -5,8 +5,11 @@ current device. Inputs of any strides are made C-contiguous here (the
 kernels take contiguous buffers); a Fortran-ordered X is read as its
 C-ordered transpose, without a copy.
 
-Functions of `fastnorm._cpu` without a GPU kernel yet are absent: the front
-end then raises NotImplementedError naming them (see `_backend`).
+Some operations have no RawKernel yet and are CuPy expressions here
+(power sums, quantiles by a per-column sort): correct, but with temporaries
+a kernel would not need. Functions of `fastnorm._cpu` absent here raise a
+NotImplementedError naming them when the front end reaches for them (see
+`_backend`).
 """
 from . import _launch
 
@@ -40,6 +43,58 @@ def min_max(X, axis):
     if axis == 1:  # no row kernel yet: the columns of a transposed copy
         X = cp.ascontiguousarray(X.T)
     return _launch.col_min_max(X)
+
+
+def power_sums(X, axis, p):
+    """Per-column/row sum of |x|**p (p in 1, 2), float64; NaN propagates.
+    (A CuPy expression: a float64 temporary of X.)"""
+    cp = _cupy()
+    X64 = X.astype(cp.float64)
+    return (cp.abs(X64) if p == 1 else X64 * X64).sum(axis=axis)
+
+
+def normalize_rows(X, p, threshold, out):
+    """Per-row l1 (p=1) or l2 (p=2) normalization into `out`; returns the
+    float64 norms. A norm that rounds (to X's dtype) under `threshold`
+    divides by 1 instead, as fastnorm._cpu's."""
+    cp = _cupy()
+    norms = power_sums(X, 1, p)
+    if p == 2:
+        norms = cp.sqrt(norms)
+    divisor = cp.where(norms.astype(X.dtype) < threshold, 1.0, norms)
+    affine(X, 1, 0.0, 1.0 / divisor, 0.0, out)
+    return norms
+
+
+def _lerp(a, b, t):
+    """NumPy's linear interpolation: exact at both ends, monotonic."""
+    cp = _cupy()
+    return cp.where(t >= 0.5, b - (b - a) * (1.0 - t), a + (b - a) * t)
+
+
+def quantiles(X, axis, qs, ignore_nan=False):
+    """Quantiles (fractions `qs`, in any order) per column/row, shape
+    (len(qs), n), float64, interpolated as np.quantile's 'linear' (NaN
+    skipped with ignore_nan, else a NaN makes its column's quantiles NaN).
+    (CuPy's sort of each column: a sorted float64 copy of X.)"""
+    cp = _cupy()
+    S = cp.sort(X.astype(cp.float64), axis=axis)  # NaN sort last
+    if axis == 1:
+        S = S.T
+    n_rows = S.shape[0]
+    nan = cp.isnan(S)
+    n_valid = n_rows - nan.sum(axis=0)
+    qs = cp.asarray(qs, dtype=cp.float64)[:, None]
+    if n_rows == 0:
+        return cp.full((qs.shape[0], S.shape[1]), cp.nan)
+    pos = qs * cp.maximum(n_valid - 1, 0)
+    lo = cp.minimum(cp.floor(pos), cp.maximum(n_valid - 1, 0)).astype(cp.int64)
+    hi = cp.minimum(lo + 1, cp.maximum(n_valid - 1, 0))
+    lo_val = cp.take_along_axis(S, lo, axis=0)
+    hi_val = cp.where(pos > lo, cp.take_along_axis(S, hi, axis=0), lo_val)
+    result = _lerp(lo_val, hi_val, pos - lo)
+    undefined = n_valid == 0 if ignore_nan else n_valid < n_rows
+    return cp.where(undefined[None, :], cp.nan, result)
 
 
 def affine(X, axis, shift, scale, offset, out):
