@@ -32,7 +32,7 @@ import sklearn.preprocessing as skp
 from sklearn.base import _fit_context
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import _cpu, _dask, stats
+from . import _backend, _cpu, _dask, stats
 from ._common import (
     FLOAT_DTYPES,
     _canonical,
@@ -56,6 +56,8 @@ def _sklearn_for_other_namespaces(method):
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
+        # CuPy input: not through scikit-learn (it would copy to the host)
+        _backend.refuse_gpu(X, "X", f"{type(self).__name__}.{name}")
         to_sklearn = _for_sklearn(X) or (
             not fits and getattr(self, "_fitted_by_sklearn", False)
             and sklearn.get_config()["array_api_dispatch"])

@@ -194,3 +194,15 @@ def test_preprocessing_refuses_a_host_out_for_device_input(rng):
         fp.scale(g, out=np.empty((5, 3)))
     with pytest.raises(ValueError, match="infinity"):
         fp.minmax_scale(cp.asarray(np.array([[1.0], [np.inf]])))
+
+
+def test_transformers_refuse_device_input_clearly(rng):
+    import fastnorm.preprocessing as fp
+    g = cp.asarray(rng.standard_normal((5, 3)))
+    for cls in (fp.StandardScaler, fp.MinMaxScaler, fp.MaxAbsScaler, fp.RobustScaler,
+                fp.Normalizer):
+        with pytest.raises(NotImplementedError, match=f"{cls.__name__}.(partial_)?fit has no GPU"):
+            cls().fit(g)
+        fitted = cls().fit(rng.standard_normal((5, 3)))
+        with pytest.raises(NotImplementedError, match=f"{cls.__name__}.transform"):
+            fitted.transform(g)
