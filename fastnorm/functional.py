@@ -223,7 +223,8 @@ LAYOUTS = ("NCHW", "NHWC")
 
 
 def _grad_output(grad_output, x):
-    dy = _float_array(grad_output, "grad_output")
+    dy = _float_array(grad_output, "grad_output", gpu=True)
+    _backend.ops_for(x, dy, name="grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
         raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
                          f"got {dy.shape} {dy.dtype}")
@@ -244,6 +245,8 @@ class _Channels:
                     else f"at least {min_ndim}-D")
             raise ValueError(f"{name} must be {want} (N, C, ...), got shape {x.shape}")
         self.shape = x.shape
+        self.xp = _backend.namespace(x)  # NumPy, or CuPy on the GPU
+        self.ops = _backend.ops_for(x)
         self.channels_last = layout == "NHWC" and x.ndim > 2
         if self.channels_last:
             self.N, self.C = x.shape[0], x.shape[-1]
@@ -256,7 +259,7 @@ class _Channels:
         self.X3 = self.view(x)
 
     def view(self, a):
-        a = np.ascontiguousarray(a)
+        a = self.xp.ascontiguousarray(a)
         if self.pooled:
             return a.reshape(1, self.N * self.S, self.C)
         if self.channels_last or a.ndim == 2:
@@ -266,7 +269,7 @@ class _Channels:
     def coef(self, c):
         """An (N, C)-broadcastable coefficient in the kernels' (A, K) shape."""
         rows = 1 if self.pooled else self.N
-        c = np.broadcast_to(np.asarray(c, dtype=np.float64), (rows, self.C))
+        c = self.xp.broadcast_to(self.xp.asarray(c, dtype=np.float64), (rows, self.C))
         return c if (self.pooled or self.channels_last or len(self.shape) == 2) \
             else c.reshape(rows * self.C, 1)
 
@@ -276,25 +279,21 @@ class _Channels:
 
     def moments(self):
         """(mean, M2) per (sample, channel) over the spatial positions."""
-        from . import _cpu
-        mean, m2 = _cpu.channel_moments(self.X3)
+        mean, m2 = self.ops.channel_moments(self.X3)
         return self.per_channel(mean), self.per_channel(m2)
 
     def dot_sums(self, dy, shift):
         """(sum dy, sum dy * (x - shift)) per (sample, channel)."""
-        from . import _cpu
-        sdy, sdyx = _cpu.channel_dot_sums(self.view(dy), self.X3, self.coef(shift))
+        sdy, sdyx = self.ops.channel_dot_sums(self.view(dy), self.X3, self.coef(shift))
         return self.per_channel(sdy), self.per_channel(sdyx)
 
     def affine(self, shift, scale, offset):
-        from . import _cpu
-        out = _cpu.channel_affine(self.X3, self.coef(shift), self.coef(scale),
+        out = self.ops.channel_affine(self.X3, self.coef(shift), self.coef(scale),
                                   self.coef(offset))
         return out.reshape(self.shape)
 
     def backward(self, dy, shift, p, q, r):
-        from . import _cpu
-        dx = _cpu.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
+        dx = self.ops.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
                                    self.coef(q), self.coef(r))
         return dx.reshape(self.shape)
 
@@ -305,8 +304,8 @@ class _Channels:
     MIN_FUSED_SEGMENT = 32
 
     def fusable(self, batch=False):
-        if self.N * self.C * self.S == 0 or len(self.shape) == 2:
-            return False
+        if self.N * self.C * self.S == 0 or len(self.shape) == 2 or self.xp is not np:
+            return False  # (no fused kernels on the GPU yet)
         if self.channels_last:
             return not batch
         return self.S >= self.MIN_FUSED_SEGMENT
@@ -348,25 +347,30 @@ def _merge(mean, m2, count, axis):
         axis=axis, keepdims=True)
 
 
-def _channel_param(p, name, C, dtype, in_place=False):
-    """weight/bias/running statistics: None, or a 1-D array of length C
-    (in_place: the array itself, in its byte order, for writing through)."""
+def _channel_param(p, name, C, x, in_place=False):
+    """weight/bias/running statistics: None, or a 1-D array of length C in
+    input x's dtype and library (in_place: the array itself, in its byte
+    order, for writing through)."""
+    dtype = x.dtype
     if p is None:
         return None
-    arr = _float_array(p, name, keep_byte_order=in_place)
+    arr = _float_array(p, name, keep_byte_order=in_place, gpu=True)
+    _backend.ops_for(x, arr, name=name)  # one library
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},) (the number of channels), "
                          f"got {arr.shape}")
     if arr.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
-    return arr if in_place else np.ascontiguousarray(arr)
+    return arr if in_place else _backend.namespace(arr).ascontiguousarray(arr)
 
 
-def _running(p, name, C, dtype):
-    """A running statistic, updated in place: a writable NumPy array."""
-    arr = _channel_param(p, name, C, dtype, in_place=True)
-    if arr is not None and not (isinstance(p, np.ndarray) and p.flags.writeable):
-        raise TypeError(f"{name} is updated in place: it must be a writable NumPy array")
+def _running(p, name, C, x):
+    """A running statistic, updated in place: a writable array."""
+    arr = _channel_param(p, name, C, x, in_place=True)
+    if arr is not None and not ((isinstance(p, np.ndarray) or _backend.array_library(p) == "cupy")
+                                and p.flags.writeable):
+        raise TypeError(f"{name} is updated in place: it must be a writable NumPy (or CuPy) "
+                        "array")
     return arr
 
 
@@ -384,12 +388,12 @@ def _momentum(momentum, num_batches_tracked):
     return float(momentum)
 
 
-def _ones_if_none(w, C):
-    return np.ones(C) if w is None else w.astype(np.float64)
+def _ones_if_none(w, C, xp=np):
+    return xp.ones(C) if w is None else w.astype(np.float64)
 
 
-def _zeros_if_none(b, C):
-    return np.zeros(C) if b is None else b.astype(np.float64)
+def _zeros_if_none(b, C, xp=np):
+    return xp.zeros(C) if b is None else b.astype(np.float64)
 
 
 def _param_grads(weight, bias, dw, db, dtype):
@@ -400,10 +404,10 @@ def _param_grads(weight, bias, dw, db, dtype):
 # batch_norm ------------------------------------------------------------------
 
 def _batch_norm_args(input, running_mean, running_var, weight, bias, training, eps, layout):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     ch = _Channels(x, layout, 2, 5, pooled=True)
-    rm = _running(running_mean, "running_mean", ch.C, x.dtype)
-    rv = _running(running_var, "running_var", ch.C, x.dtype)
+    rm = _running(running_mean, "running_mean", ch.C, x)
+    rv = _running(running_var, "running_var", ch.C, x)
     if (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
     if not training and rm is None:
@@ -411,8 +415,8 @@ def _batch_norm_args(input, running_mean, running_var, weight, bias, training, e
     if training and ch.N * ch.S == 1:
         raise ValueError("Expected more than 1 value per channel when training, got input "
                          f"size {x.shape}")
-    w = _channel_param(weight, "weight", ch.C, x.dtype)
-    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    w = _channel_param(weight, "weight", ch.C, x)
+    b = _channel_param(bias, "bias", ch.C, x)
     return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
 
 
@@ -445,7 +449,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         count = ch.N * ch.S
         out = None
         if count == 0:
-            mean = var = np.full(ch.C, np.nan)
+            mean = var = ch.xp.full(ch.C, np.nan)
         elif ch.fusable(batch=True):
             out, mean, var = ch.fused_forward(None, w, b, eps, batch=True)
         else:
@@ -458,7 +462,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
     rstd = 1.0 / np.sqrt(var + eps)
     if out is None:
-        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -476,8 +480,8 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     dy = _grad_output(grad_output, x)
     saved = _check_saved(saved, ch.C)
     if x.size == 0:  # sums over no values: zero gradients (torch's too)
-        return (np.empty_like(x),) + _param_grads(w, b, np.zeros(ch.C), np.zeros(ch.C),
-                                                  x.dtype)
+        return (ch.xp.empty_like(x),) + _param_grads(w, b, ch.xp.zeros(ch.C),
+                                                     ch.xp.zeros(ch.C), x.dtype)
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
     elif training:
@@ -488,7 +492,7 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     if training and ch.fusable(batch=True):
         dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True)
         return (dx,) + _param_grads(w, b, rstd * sdyx.sum(axis=0), sdy.sum(axis=0), x.dtype)
-    wd = _ones_if_none(w, ch.C)
+    wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, mean)
     sdy, sdyx = sdy.sum(axis=0), sdyx.sum(axis=0)
     if training:
@@ -496,7 +500,7 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         q = -rstd ** 3 * wd * sdyx / count
         r = -rstd * wd * sdy / count
     else:
-        q = r = np.zeros(ch.C)
+        q = r = ch.xp.zeros(ch.C)
     dx = ch.backward(dy, mean, rstd * wd, q, r)
     return (dx,) + _param_grads(w, b, rstd * sdyx, sdy, x.dtype)
 
@@ -507,7 +511,7 @@ def _group_stats(ch, G):
     """Per-(sample, group) (mean, biased variance), each (N, G); NaN for
     groups without values."""
     if ch.N * ch.C * ch.S == 0:
-        return np.full((ch.N, G), np.nan), np.full((ch.N, G), np.nan)
+        return ch.xp.full((ch.N, G), np.nan), ch.xp.full((ch.N, G), np.nan)
     mean, m2 = ch.moments()
     size = ch.C // G
     mean, m2 = _merge(mean.reshape(ch.N, G, size), m2.reshape(ch.N, G, size), ch.S, axis=2)
@@ -519,15 +523,15 @@ def _group_forward(ch, G, w, b, eps):
     statistics (N, G)."""
     if ch.N * ch.C * ch.S == 0:
         mean, var = _group_stats(ch, G)
-        return np.empty(ch.shape, ch.X3.dtype), mean, var
+        return ch.xp.empty(ch.shape, ch.X3.dtype), mean, var
     if ch.fusable():
         return ch.fused_forward(G, w, b, eps)
     mean, var = _group_stats(ch, G)
     rstd = 1.0 / np.sqrt(var + eps)
     size = ch.C // G
     out = ch.affine(np.repeat(mean, size, axis=1),
-                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C),
-                    _zeros_if_none(b, ch.C))
+                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C, ch.xp),
+                    _zeros_if_none(b, ch.C, ch.xp))
     return out, mean, var
 
 
@@ -535,13 +539,13 @@ def _group_backward(ch, dy, G, mean, rstd, w):
     """(dx, dw, db) of the per-(sample, group) normalization with
     statistics (mean, rstd) (N, G) and per-channel weight w (or None)."""
     if ch.N * ch.C * ch.S == 0:  # sums over no values: zero gradients
-        return np.empty(ch.shape, ch.X3.dtype), np.zeros(ch.C), np.zeros(ch.C)
+        return ch.xp.empty(ch.shape, ch.X3.dtype), ch.xp.zeros(ch.C), ch.xp.zeros(ch.C)
     size = ch.C // G
     expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
     if ch.fusable():
         dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd)
         return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
-    wd = _ones_if_none(w, ch.C)
+    wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, expand(mean))
     count = size * ch.S
     sum_g = (sdy * wd).reshape(ch.N, G, size).sum(axis=2)
@@ -553,7 +557,7 @@ def _group_backward(ch, dy, G, mean, rstd, w):
 
 
 def _group_norm_args(input, num_groups, weight, bias, eps, layout):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     ch = _Channels(x, layout, 2)
     if not isinstance(num_groups, Integral) or isinstance(num_groups, bool) or num_groups <= 0:
         raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
@@ -563,8 +567,8 @@ def _group_norm_args(input, num_groups, weight, bias, eps, layout):
     if ch.N * (ch.C // num_groups) * ch.S == 1:  # torch's check (in eval mode too)
         raise ValueError("Expected more than 1 value per channel when training, got input "
                          f"size {x.shape} ({num_groups} groups of one value)")
-    w = _channel_param(weight, "weight", ch.C, x.dtype)
-    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    w = _channel_param(weight, "weight", ch.C, x)
+    b = _channel_param(bias, "bias", ch.C, x)
     return x, ch, int(num_groups), w, b, _eps(eps, x.dtype)
 
 
@@ -595,10 +599,10 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, 
 
 def _instance_norm_args(input, running_mean, running_var, weight, bias, use_input_stats, eps,
                         layout):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     ch = _Channels(x, layout, 3, 5)
-    rm = _running(running_mean, "running_mean", ch.C, x.dtype)
-    rv = _running(running_var, "running_var", ch.C, x.dtype)
+    rm = _running(running_mean, "running_mean", ch.C, x)
+    rv = _running(running_var, "running_var", ch.C, x)
     if (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
     if not use_input_stats and rm is None:
@@ -607,8 +611,8 @@ def _instance_norm_args(input, running_mean, running_var, weight, bias, use_inpu
     if use_input_stats and ch.S == 1:
         raise ValueError("Expected more than 1 spatial element when training, got input "
                          f"size {x.shape}")
-    w = _channel_param(weight, "weight", ch.C, x.dtype)
-    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    w = _channel_param(weight, "weight", ch.C, x)
+    b = _channel_param(bias, "bias", ch.C, x)
     return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
 
 
@@ -634,7 +638,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
         rstd = np.broadcast_to(1.0 / np.sqrt(rv.astype(np.float64) + eps), (ch.N, ch.C))
-        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -657,9 +661,9 @@ def instance_norm_backward(grad_output, input, running_mean=None, running_var=No
     if use_input_stats:
         dx, dw, db = _group_backward(ch, dy, ch.C, mean, rstd, w)
     else:  # the statistics are constants
-        wd = _ones_if_none(w, ch.C)
+        wd = _ones_if_none(w, ch.C, ch.xp)
         sdy, sdyx = ch.dot_sums(dy, mean)
-        zeros = np.zeros((ch.N, ch.C))
+        zeros = ch.xp.zeros((ch.N, ch.C))
         dx = ch.backward(dy, mean, rstd * wd, zeros, zeros)
         dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
     return (dx,) + _param_grads(w, b, dw, db, x.dtype)
@@ -676,8 +680,8 @@ def _switchable_args(input, weight, bias, mean_weight, var_weight, running_mean,
                      training, eps, using_bn, layout):
     x = _float_array(input, "input")
     ch = _Channels(x, layout, 3, 5)
-    w = _channel_param(weight, "weight", ch.C, x.dtype)
-    b = _channel_param(bias, "bias", ch.C, x.dtype)
+    w = _channel_param(weight, "weight", ch.C, x)
+    b = _channel_param(bias, "bias", ch.C, x)
     n_stats = 3 if using_bn else 2
     logits = []
     for name, v in (("mean_weight", mean_weight), ("var_weight", var_weight)):
@@ -686,8 +690,8 @@ def _switchable_args(input, weight, bias, mean_weight, var_weight, running_mean,
             raise ValueError(f"{name} must have shape ({n_stats},) (IN, LN"
                              f"{', BN' if using_bn else ''} logits), got {arr.shape}")
         logits.append(arr.astype(np.float64))
-    rm = _running(running_mean, "running_mean", ch.C, x.dtype) if using_bn else None
-    rv = _running(running_var, "running_var", ch.C, x.dtype) if using_bn else None
+    rm = _running(running_mean, "running_mean", ch.C, x) if using_bn else None
+    rv = _running(running_var, "running_var", ch.C, x) if using_bn else None
     if using_bn and (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
     if using_bn and not training and rm is None:
@@ -744,7 +748,7 @@ def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, 
         rm[...] = (1 - m) * rm + m * parts[2][0][0]
         rv[...] = (1 - m) * rv + m * parts[2][1][0] * (count / (count - 1))
     rstd = 1.0 / np.sqrt(var + eps)
-    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C), _zeros_if_none(b, ch.C))
+    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -760,7 +764,7 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
     _check_saved(saved, (ch.N, ch.C))  # the parts are recomputed either way
     parts, (a, bw), mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
     rstd = 1.0 / np.sqrt(var + eps)
-    wd = _ones_if_none(w, ch.C)
+    wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, mean)
     # gradients of the loss wrt the mixed mean and variance, per (n, c)
     g_mean = -rstd * wd * sdy
@@ -794,7 +798,7 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
 # local_response_norm ---------------------------------------------------------
 
 def _lrn_args(input, size, alpha, beta, k):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     if x.ndim < 3:
         raise ValueError(f"input must be at least 3-D (N, C, ...), got shape {x.shape}")
     if not isinstance(size, Integral) or isinstance(size, bool) or size <= 0:
@@ -802,7 +806,8 @@ def _lrn_args(input, size, alpha, beta, k):
     for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
         if not isinstance(v, Real) or isinstance(v, bool) or not np.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    X3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+    X3 = _backend.namespace(x).ascontiguousarray(x).reshape(x.shape[0], x.shape[1],
+                                                            math.prod(x.shape[2:]))
     return x, X3, int(size), float(alpha), float(beta), float(k)
 
 
@@ -810,18 +815,16 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local response normalization across channels, as
     torch.nn.functional.local_response_norm (the window average counts the
     zero padding, as torch's)."""
-    from . import _cpu
     x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
-    return _cpu.lrn_forward(X3, size, alpha, beta, k).reshape(x.shape)
+    return _backend.ops_for(X3).lrn_forward(X3, size, alpha, beta, k).reshape(x.shape)
 
 
 def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75, k=1.0):
     """(grad_input,) of local_response_norm."""
-    from . import _cpu
     x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
     dy = _grad_output(grad_output, x)
-    dY3 = np.ascontiguousarray(dy).reshape(X3.shape)
-    return (_cpu.lrn_backward(dY3, X3, size, alpha, beta, k).reshape(x.shape),)
+    dY3 = _backend.namespace(x).ascontiguousarray(dy).reshape(X3.shape)
+    return (_backend.ops_for(X3).lrn_backward(dY3, X3, size, alpha, beta, k).reshape(x.shape),)
 
 
 # normalize -------------------------------------------------------------------

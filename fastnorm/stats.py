@@ -95,13 +95,13 @@ def channel_moments(x, layout="NCHW"):
     statistics with total.var(ddof=1), the unbiased variance, as torch does.)
     """
     from .functional import _batch_stats, _Channels, _float_array
-    xa = _float_array(x, "x")
+    xa = _float_array(x, "x", gpu=True)
     ch = _Channels(xa, layout, 2, pooled=True, name="x")
     count = float(ch.N * ch.S)
     if count == 0:
-        return Moments(np.zeros(ch.C), np.full(ch.C, np.nan), np.zeros(ch.C))
+        return Moments(ch.xp.zeros(ch.C), ch.xp.full(ch.C, np.nan), ch.xp.zeros(ch.C))
     mean, var = _batch_stats(ch)
-    return Moments(np.full(ch.C, count), mean, var * count)
+    return Moments(ch.xp.full(ch.C, count), mean, var * count)
 
 
 def min_max(X, axis=0, ignore_nan=False):

@@ -74,12 +74,12 @@ def test_backend_gpu_with_numpy_input_is_a_clear_error(rng):
     np.testing.assert_array_equal(fnp.scale(X), fnp.scale(X0))
 
 
-# entry points whose GPU path is not wired yet (the wired ones, stats,
-# preprocessing's functions and layer_norm/rms_norm: tests/test_gpu_api.py)
+# entry points whose GPU path is not wired yet (the wired ones: stats,
+# preprocessing's functions, the channel and row norms: tests/test_gpu_api.py)
 @pytest.mark.parametrize("call", [
-    lambda X: F.batch_norm(X, None, None, training=True), lambda X: F.group_norm(X, 1),
-    lambda X: F.normalize(X), lambda X: F.local_response_norm(X, 2)],
-    ids=["batch_norm", "group_norm", "normalize", "local_response_norm"])
+    lambda X: F.normalize(X), lambda X: F.weight_norm(X, np.ones(4)),
+    lambda X: F.spectral_norm(X, np.ones(4))],
+    ids=["normalize", "weight_norm", "spectral_norm"])
 def test_cupy_input_not_implemented_and_never_copied(call):
     with pytest.raises(NotImplementedError, match="CuPy"):
         call(_FakeCupyArray())
@@ -98,7 +98,7 @@ def test_cupy_array_to_an_entry_point_without_gpu_path():
         X = cp.ones((4, 3))
         assert _backend.array_library(X) == "cupy"
         with pytest.raises(NotImplementedError, match="CuPy"):
-            F.batch_norm(X, None, None, training=True)
+            F.normalize(X)
         with fastnorm.config_context(backend="cpu"):
             with pytest.raises(TypeError, match="backend='cpu'"):
                 stats.moments(X)

@@ -206,3 +206,92 @@ def test_transformers_refuse_device_input_clearly(rng):
         fitted = cls().fit(rng.standard_normal((5, 3)))
         with pytest.raises(NotImplementedError, match=f"{cls.__name__}.transform"):
             fitted.transform(g)
+
+
+# ---------------------------------------------------------- channel norms ---
+
+CHANNEL_SHAPES = [(4, 6, 5, 3), (3, 4, 40), (5, 6)]
+
+
+def _channel_case(rng, op, shape, dtype, layout):
+    """(forward, backward) of `op` as functions of a dict of arrays, and that
+    dict's NumPy values (C channels, weights, running statistics)."""
+    C = shape[-1] if layout == "NHWC" and len(shape) > 2 else shape[1]
+    arrays = dict(x=(rng.standard_normal(shape) * 2 + 1).astype(dtype),
+                  dy=rng.standard_normal(shape).astype(dtype),
+                  w=(rng.standard_normal(C) * 0.5 + 1).astype(dtype),
+                  b=(rng.standard_normal(C) * 0.5).astype(dtype),
+                  rm=np.zeros(C, dtype), rv=np.ones(C, dtype))
+    G = 2 if C % 2 == 0 else 1
+    if op == "batch_norm":
+        def fwd(a):
+            return F.batch_norm(a["x"], a["rm"], a["rv"], a["w"], a["b"], training=True,
+                                layout=layout, return_saved=True)
+
+        def bwd(a, saved):
+            return F.batch_norm_backward(a["dy"], a["x"], a["rm"], a["rv"], a["w"], a["b"],
+                                         training=True, layout=layout, saved=saved)
+    elif op == "group_norm":
+        def fwd(a):
+            return F.group_norm(a["x"], G, a["w"], a["b"], layout=layout, return_saved=True)
+
+        def bwd(a, saved):
+            return F.group_norm_backward(a["dy"], a["x"], G, a["w"], a["b"], layout=layout,
+                                         saved=saved)
+    else:  # instance_norm
+        def fwd(a):
+            return F.instance_norm(a["x"], a["rm"], a["rv"], a["w"], a["b"], layout=layout,
+                                   return_saved=True)
+
+        def bwd(a, saved):
+            return F.instance_norm_backward(a["dy"], a["x"], a["rm"], a["rv"], a["w"], a["b"],
+                                            layout=layout, saved=saved)
+    return fwd, bwd, arrays
+
+
+# instance_norm takes 3-D to 5-D input only
+CHANNEL_CASES = [(op, shape) for op in ("batch_norm", "group_norm", "instance_norm")
+                 for shape in CHANNEL_SHAPES if op != "instance_norm" or len(shape) > 2]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("op, shape", CHANNEL_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_norms_match_the_cpu(rng, dtype, op, shape, layout):
+    fwd, bwd, arrays = _channel_case(rng, op, shape, dtype, layout)
+    dev = {k: cp.asarray(v) for k, v in arrays.items()}
+    cpu = {k: v.astype(cpu_dtype(dtype)) for k, v in arrays.items()}
+    (y, saved), (y_ref, saved_ref) = fwd(dev), fwd(cpu)
+    assert y.dtype == dtype
+    tol = 1e-2 if dtype == np.float16 else RTOL[dtype] * 10
+    np.testing.assert_allclose(on_device(y).astype(np.float64), y_ref, rtol=tol, atol=tol)
+    for name in ("rm", "rv"):  # the running statistics, updated in place on the device
+        np.testing.assert_allclose(on_device(dev[name]).astype(np.float64), cpu[name],
+                                   rtol=tol, atol=tol)
+    for grads in (bwd(dev, saved), bwd(dev, None)):
+        for g, r in zip(grads, bwd(cpu, saved_ref)):
+            np.testing.assert_allclose(on_device(g).astype(np.float64), r, rtol=tol * 10,
+                                       atol=tol * 10 * max(1.0, np.abs(r).max()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_local_response_norm_and_channel_moments_match_the_cpu(rng, dtype):
+    x = rng.standard_normal((3, 7, 5)).astype(dtype)
+    dy = rng.standard_normal((3, 7, 5)).astype(dtype)
+    tol = RTOL[dtype] * 10
+    np.testing.assert_allclose(on_device(F.local_response_norm(cp.asarray(x), 3)),
+                               F.local_response_norm(x, 3), rtol=tol, atol=tol)
+    (g,), (r,) = (F.local_response_norm_backward(cp.asarray(dy), cp.asarray(x), 3),
+                  F.local_response_norm_backward(dy, x, 3))
+    np.testing.assert_allclose(on_device(g), r, rtol=tol, atol=tol)
+    ours, ref = stats.channel_moments(cp.asarray(x)), stats.channel_moments(x)
+    np.testing.assert_allclose(on_device(ours.mean), ref.mean, rtol=tol, atol=tol)
+    np.testing.assert_allclose(on_device(ours.m2), ref.m2, rtol=tol, atol=tol)
+
+
+def test_channel_norm_parameters_must_share_the_input_library(rng):
+    x = cp.asarray(rng.standard_normal((4, 3, 5)))
+    with pytest.raises(TypeError, match="mixed"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), training=True)
+    with pytest.raises(TypeError, match="mixed"):
+        F.group_norm(x, 3, weight=np.ones(3))
