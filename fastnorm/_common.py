@@ -14,8 +14,11 @@ FLOAT_DTYPES = (np.float64, np.float32, np.float16)
 
 
 def _for_kernels(X):
-    """X in a dtype the kernels take (float16 widened to float32)."""
-    return X.astype(np.float32) if X.dtype == np.float16 else X
+    """X in a dtype the kernels take (float16 widened to float32 on the CPU;
+    the GPU kernels take float16)."""
+    if X.dtype == np.float16 and _backend.array_library(X) != "cupy":
+        return X.astype(np.float32)
+    return X
 
 
 def _for_sklearn(X):

@@ -42,7 +42,7 @@ from ._common import (
     _scale_sparse_cols,
 )
 from ._docs import document_class, paragraph
-from ._validation import warn_on_overflow
+from ._validation import as_float_array, check_sample_weight, warn_on_overflow
 
 __all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
 
@@ -56,8 +56,7 @@ def _sklearn_for_other_namespaces(method):
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
-        # CuPy input: not through scikit-learn (it would copy to the host)
-        _backend.refuse_gpu(X, "X", f"{type(self).__name__}.{name}")
+        _check_fitted_library(self, X, first_fit=name == "fit")
         to_sklearn = _for_sklearn(X) or (
             not fits and getattr(self, "_fitted_by_sklearn", False)
             and sklearn.get_config()["array_api_dispatch"])
@@ -70,14 +69,48 @@ def _sklearn_for_other_namespaces(method):
     return wrapper
 
 
+# the fitted arrays, one of which tells where a transformer was fitted
+_FITTED_ARRAYS = ("mean_", "scale_", "data_min_", "max_abs_", "center_")
+
+
+def _check_fitted_library(estimator, X, first_fit):
+    """A transformer fitted on one side (NumPy or CuPy arrays) takes input of
+    that side only: fastnorm does not copy between host and device."""
+    if first_fit:
+        return
+    fitted = next((v for v in map(estimator.__dict__.get, _FITTED_ARRAYS) if v is not None),
+                  None)
+    if fitted is None or not hasattr(X, "shape") or _dask.is_dask_collection(X):
+        return
+    have, got = _backend.array_library(fitted), _backend.array_library(X)
+    if have != got:
+        raise TypeError(f"{type(estimator).__name__} was fitted on {have} arrays (its fitted "
+                        f"attributes live {'on the GPU' if have == 'cupy' else 'in host memory'}) "
+                        f"but X is a {got} array; fastnorm does not copy between host and "
+                        "device: convert X, or fit on the same kind of array")
+
+
+def _on_gpu(X):
+    return _backend.array_library(X) == "cupy"
+
+
+def _gpu_input(estimator, X, reset):
+    """A CuPy X validated as validate_data would (feature count and names
+    bookkeeping, 2-D, non-empty, float16/32/64; integers to float64), on its
+    device."""
+    if estimator is not None:
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    return as_float_array(X, "X", gpu_for=type(estimator).__name__)[0]
+
+
 def _inf_error(X):
     return ValueError(f"Input X contains infinity or a value too large for {X.dtype!r}.")
 
 
 def _raise_if_inf(X):
     """The finiteness check scikit-learn's validate_data does, in one threaded scan."""
-    mn, mx, _ = _cpu.min_max(_for_kernels(X), 0)
-    if np.isposinf(mx).any() or np.isneginf(mn).any():
+    mn, mx, _ = _backend.ops_for(X).min_max(_for_kernels(X), 0)
+    if bool(np.isposinf(mx).any()) or bool(np.isneginf(mn).any()):
         raise _inf_error(X)
 
 
@@ -89,6 +122,10 @@ def _validated(estimator, X, *, reset, copy, **kwargs):
     into X itself when the caller allows it (copy=False on a writeable
     float array) or X is already a private converted copy.
     """
+    if _on_gpu(X):
+        Xc = _gpu_input(estimator, X, reset)
+        in_place = Xc is not X or not copy
+        return Xc, (Xc if in_place else _backend.namespace(Xc).empty_like(Xc))
     Xc = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES,
                        ensure_all_finite=False, **kwargs) if estimator is not None else \
         check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False, **kwargs)
@@ -122,6 +159,8 @@ def _fit_input(estimator, X, reset, **kwargs):
     its bookkeeping done directly for a 2-D float32/float64 NumPy array with
     rows and columns, in which scikit-learn's checks (~100 us) would find
     nothing to convert or refuse (dense infinities are found by the kernels)."""
+    if _on_gpu(X):
+        return _gpu_input(estimator, X, reset)
     plain = (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0
              and (X.dtype == np.float64 or X.dtype == np.float32))
     if plain and reset:
@@ -143,17 +182,17 @@ def _transform_input(estimator, X, copy, **kwargs):
 
 def _affine(X, out, shift=0.0, scale=1.0, offset=0.0):
     """out = (X - shift) * scale + offset per column; ValueError on inf in X."""
-    if X.dtype == np.float16:  # computed in float32, stored back in float16
+    if X.dtype == np.float16 and not _on_gpu(X):  # computed in float32, stored in float16
         out[...] = _affine(_for_kernels(X), None, shift, scale, offset)
         return out
     if out is None:
         out = np.empty_like(X, order="K")
-    n = X.shape[1]
-    shift, scale, offset = (np.full(n, a, dtype=np.float64) if np.ndim(a) == 0 else a
+    n, xp = X.shape[1], _backend.namespace(X)
+    shift, scale, offset = (xp.full(n, a, dtype=np.float64) if np.ndim(a) == 0 else a
                             for a in (shift, scale, offset))
     if out is X:  # in place: refuse inf before writing anything
         _raise_if_inf(X)
-    if _cpu.affine(X, 0, shift, scale, offset, out):
+    if _backend.ops_for(X).affine(X, 0, shift, scale, offset, out):
         raise _inf_error(X)
     return out
 
@@ -168,9 +207,9 @@ def _fit_min_max(estimator, X, reset):
         dtype = _dask.float_dtype(X.dtype)
     else:
         X = _fit_input(estimator, X, reset=reset, ensure_all_finite=False)
-        mn, mx, count = _cpu.min_max(_for_kernels(X), 0)
+        mn, mx, count = _backend.ops_for(X).min_max(_for_kernels(X), 0)
         n_rows, dtype = X.shape[0], X.dtype
-    if np.isposinf(mx).any() or np.isneginf(mn).any():
+    if bool(np.isposinf(mx).any()) or bool(np.isneginf(mn).any()):
         raise ValueError(f"Input X contains infinity or a value too large for {dtype!r}.")
     return mn, mx, count, n_rows, dtype
 
@@ -220,7 +259,7 @@ def _is_constant_feature(var, mean, n_samples):
 
 def _zero_scale_to_one(scale, constant_mask=None):
     """scikit-learn's _handle_zeros_in_scale for arrays (returns a copy)."""
-    scale = np.array(scale, copy=True)
+    scale = _backend.namespace(scale).array(scale, copy=True)
     if constant_mask is None:
         constant_mask = scale < 10 * np.finfo(scale.dtype).eps
     scale[constant_mask] = 1.0
@@ -270,7 +309,10 @@ class StandardScaler(skp.StandardScaler):
         sparse = sp.issparse(X)
         dtype = X.dtype
         X = _for_kernels(X)
-        if sample_weight is not None:
+        if sample_weight is not None and _on_gpu(X):
+            sample_weight = check_sample_weight(sample_weight, X.shape[0],
+                                                xp=_backend.namespace(X))
+        elif sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                                  ensure_non_negative=True)
         if sparse and self.with_mean:
@@ -282,8 +324,8 @@ class StandardScaler(skp.StandardScaler):
             count, mean, m2 = _cpu.sparse_col_moments(_canonical(X), sample_weight)
         elif not self.with_mean and not self.with_std:
             # only counts are kept: one min/max scan (it also finds infinities)
-            mn, mx, count = _cpu.min_max(X, 0)
-            if np.isposinf(mx).any() or np.isneginf(mn).any():
+            mn, mx, count = _backend.ops_for(X).min_max(X, 0)
+            if bool(np.isposinf(mx).any()) or bool(np.isneginf(mn).any()):
                 raise _inf_error(X)
             mean = m2 = None
         else:
@@ -324,9 +366,9 @@ class StandardScaler(skp.StandardScaler):
 
     def _merge_moments(self, first_call, count, mean, m2, dtype, sparse, weighted):
         """Fold this batch's per-feature (count, mean, M2) into the fitted state."""
-        n_features = count.shape[0]
-        seen = np.zeros(n_features) if first_call else np.broadcast_to(
-            np.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
+        n_features, xp = count.shape[0], _backend.namespace(count)
+        seen = xp.zeros(n_features) if first_call else xp.broadcast_to(
+            xp.asarray(self.n_samples_seen_, dtype=np.float64), (n_features,))
         if not self.with_mean and not self.with_std:
             # as scikit-learn: non-NaN values, weighted only for sparse input
             self.mean_ = self.var_ = self.scale_ = None
@@ -335,7 +377,7 @@ class StandardScaler(skp.StandardScaler):
 
         m2_seen = np.zeros(n_features) if first_call or self.var_ is None \
             else self.var_ * seen
-        previous = stats.Moments(seen, np.zeros(n_features) if first_call else self.mean_,
+        previous = stats.Moments(seen, xp.zeros(n_features) if first_call else self.mean_,
                                  m2_seen)
         # a feature with no value yet contributes nothing (its NaN mean must not leak)
         total = previous.merge(stats.Moments(count, np.where(count > 0, mean, 0.0), m2))
@@ -353,7 +395,11 @@ class StandardScaler(skp.StandardScaler):
 
     def _set_n_samples_seen(self, count):
         # scikit-learn keeps one number while every feature saw as many values
-        self.n_samples_seen_ = count[0] if count.max() == count.min() else count
+        # (a host number for a GPU fit too: it is bookkeeping, not data)
+        if bool(count.max() == count.min()):
+            self.n_samples_seen_ = count[0].item() if _on_gpu(count) else count[0]
+        else:
+            self.n_samples_seen_ = count
 
     @_sklearn_for_other_namespaces
     def transform(self, X, copy=None):
@@ -433,7 +479,7 @@ class MinMaxScaler(skp.MinMaxScaler):
             data_max = np.fmax(self.data_max_, data_max)
             self.n_samples_seen_ += n_rows
         data_range = data_max - data_min
-        lo, hi = np.asarray(lo, dtype=dtype), np.asarray(hi, dtype=dtype)
+        lo, hi = np.dtype(dtype).type(lo), np.dtype(dtype).type(hi)
         self.scale_ = (hi - lo) / _zero_scale_to_one(data_range)
         self.min_ = lo - data_min * self.scale_
         self.data_min_ = data_min
@@ -540,8 +586,9 @@ class RobustScaler(skp.RobustScaler):
                 "memory), or scale Dask input with StandardScaler, MinMaxScaler or "
                 "MaxAbsScaler. A fitted RobustScaler transforms Dask input lazily.")
         sparse = sp.issparse(X)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, accept_sparse="csc",
-                          ensure_all_finite="allow-nan" if sparse else False)
+        X = _gpu_input(self, X, reset=True) if _on_gpu(X) else validate_data(
+            self, X, dtype=FLOAT_DTYPES, accept_sparse="csc",
+            ensure_all_finite="allow-nan" if sparse else False)
         q_min, q_max = self.quantile_range
         if not 0 <= q_min <= q_max <= 100:
             raise ValueError(f"Invalid quantile range: {self.quantile_range}")
@@ -553,7 +600,7 @@ class RobustScaler(skp.RobustScaler):
             q = _cpu.sparse_col_quantiles(_canonical(X), qs)
         else:
             _raise_if_inf(X)
-            q = _cpu.quantiles(_for_kernels(X), 0, qs, ignore_nan=True)
+            q = _backend.ops_for(X).quantiles(_for_kernels(X), 0, qs, ignore_nan=True)
         # np.nanmedian keeps X's dtype; np.nanpercentile gives float64
         self.center_ = q[1].astype(X.dtype) if self.with_centering else None
         if self.with_scaling:
@@ -602,6 +649,9 @@ class Normalizer(skp.Normalizer):
             X, columns = _dask.as_dask_array(X)
             _dask.check_features(self, X, columns, reset=True)
             return self
+        if _on_gpu(X):
+            _gpu_input(self, X, reset=True)
+            return self
         return super().fit(X, y)
 
     @_sklearn_for_other_namespaces
@@ -618,8 +668,10 @@ class Normalizer(skp.Normalizer):
         if _skips_validation(self, X):
             return normalize.unchecked(X, self.norm, axis=1, copy=copy, return_norm=False,
                                        out=None)
-        X_checked = validate_data(self, X, reset=False, ensure_all_finite=False)
-        shares = isinstance(X, np.ndarray) and np.may_share_memory(X_checked, X)
+        X_checked = _gpu_input(self, X, reset=False) if _on_gpu(X) else validate_data(
+            self, X, reset=False, ensure_all_finite=False)
+        shares = X_checked is X or (isinstance(X, np.ndarray)
+                                    and np.may_share_memory(X_checked, X))
         return normalize(X_checked, norm=self.norm, axis=1, copy=copy or not shares)
 
 

@@ -196,16 +196,65 @@ def test_preprocessing_refuses_a_host_out_for_device_input(rng):
         fp.minmax_scale(cp.asarray(np.array([[1.0], [np.inf]])))
 
 
-def test_transformers_refuse_device_input_clearly(rng):
+TRANSFORMERS = [("StandardScaler", {}), ("StandardScaler", {"with_mean": False}),
+                ("MinMaxScaler", {"feature_range": (-2, 3), "clip": True}),
+                ("MaxAbsScaler", {}), ("RobustScaler", {"quantile_range": (10.0, 80.0)}),
+                ("Normalizer", {"norm": "l1"})]
+
+
+@pytest.mark.parametrize("name, params", TRANSFORMERS,
+                         ids=[f"{n}-{p}" for n, p in TRANSFORMERS])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transformers_fit_and_transform_on_the_device(rng, dtype, name, params):
+    import pickle
+
     import fastnorm.preprocessing as fp
-    g = cp.asarray(rng.standard_normal((5, 3)))
-    for cls in (fp.StandardScaler, fp.MinMaxScaler, fp.MaxAbsScaler, fp.RobustScaler,
-                fp.Normalizer):
-        with pytest.raises(NotImplementedError, match=f"{cls.__name__}.(partial_)?fit has no GPU"):
-            cls().fit(g)
-        fitted = cls().fit(rng.standard_normal((5, 3)))
-        with pytest.raises(NotImplementedError, match=f"{cls.__name__}.transform"):
-            fitted.transform(g)
+    x = (rng.standard_normal((60, 5)) * 3 + 2).astype(dtype)
+    if name != "Normalizer":
+        x[7, 2] = np.nan
+    g = cp.asarray(x)
+    ours = getattr(fp, name)(**params).fit(g)
+    ref = getattr(fp, name)(**params).fit(x.astype(cpu_dtype(dtype)))
+    tol = 4e-3 if dtype == np.float16 else RTOL[dtype] * 10
+    for attr in ("mean_", "var_", "scale_", "data_min_", "data_max_", "max_abs_", "center_"):
+        value = getattr(ours, attr, None)
+        if value is not None:  # fitted attributes live on the device
+            np.testing.assert_allclose(on_device(value).astype(np.float64),
+                                       getattr(ref, attr), rtol=tol, atol=tol, err_msg=attr)
+    assert ours.n_features_in_ == 5
+    y = ours.transform(g)
+    assert y.dtype == dtype and y is not g
+    np.testing.assert_allclose(on_device(y).astype(np.float64),
+                               ref.transform(x.astype(cpu_dtype(dtype))), rtol=tol * 10,
+                               atol=tol * 10, equal_nan=True)
+    np.testing.assert_array_equal(on_device(g), x)
+    if hasattr(ours, "inverse_transform"):
+        back = ours.inverse_transform(y)
+        np.testing.assert_allclose(on_device(back).astype(np.float64), x, rtol=tol * 100,
+                                   atol=tol * 100, equal_nan=True)
+    again = pickle.loads(pickle.dumps(ours))
+    np.testing.assert_array_equal(on_device(again.transform(g)), on_device(y))
+    # fitted on the device, a host array is refused (and the reverse)
+    if name != "Normalizer":  # (stateless)
+        with pytest.raises(TypeError, match="fitted on cupy arrays"):
+            ours.transform(x)
+        with pytest.raises(TypeError, match="fitted on numpy arrays"):
+            ref.transform(cp.asarray(x.astype(cpu_dtype(dtype))))
+
+
+def test_standard_scaler_partial_fit_merges_on_the_device(rng):
+    import fastnorm.preprocessing as fp
+    x = rng.standard_normal((90, 4)) * 2 + 7
+    w = rng.random(90)
+    scaler = fp.StandardScaler()
+    for part in (slice(0, 30), slice(30, 90)):
+        scaler.partial_fit(cp.asarray(x[part]), sample_weight=cp.asarray(w[part]))
+    ref = fp.StandardScaler().fit(x, sample_weight=w)
+    np.testing.assert_allclose(on_device(scaler.mean_), ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(on_device(scaler.var_), ref.var_, rtol=1e-10)
+    assert scaler.n_samples_seen_ == pytest.approx(ref.n_samples_seen_)
+    with pytest.raises(ValueError, match="features"):
+        scaler.partial_fit(cp.asarray(x[:, :3]))
 
 
 # ---------------------------------------------------------- channel norms ---
