@@ -292,3 +292,18 @@ def test_bench_help_runs_without_a_gpu():
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout and "--out" in proc.stdout
+
+
+def test_launch_all_runs_every_kernel_on_cudasim():
+    """launch_all for real on the CPU execution of the CUDA sources: every
+    name expression launched, every result finite (outputs poisoned)."""
+    from cudasim import cupy_stub, installed
+    la = load("launch_all")
+    with installed(cupy_stub):
+        _launch.POISON = True
+        try:
+            outcomes = la.run(cupy_stub, log=lambda *_: None)
+        finally:
+            _launch.POISON = False
+    assert [(o.case, o.dtype, o.problems) for o in outcomes if o.problems] == []
+    assert set().union(*(o.launched for o in outcomes)) == EVERY
