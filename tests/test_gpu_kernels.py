@@ -409,3 +409,13 @@ def test_lrn(rng, dtype, shape, size):
     check(dx, dx_ref, dtype, "grad", what="backward")
     check(dx, _cpu.lrn_backward(dy.astype(cd), x.astype(cd), size, alpha, beta, k), dtype,
           "grad", what="backward vs CPU")
+
+
+@pytest.mark.parametrize("call", ["channel_dot_sums", "channel_backward", "lrn_backward"])
+def test_gradient_of_another_shape_is_refused(call):
+    """A dY of the wrong shape would be read out of bounds (GPU review, 1)."""
+    x, dy = cp.ones((2, 3, 4), cp.float32), cp.ones((2, 3, 3), cp.float32)
+    args = {"channel_dot_sums": (dy, x, 0.0), "channel_backward": (dy, x, 0.0, 1.0, 0.0, 0.0),
+            "lrn_backward": (dy, x, 2, 1e-4, 0.75, 1.0)}[call]
+    with pytest.raises(ValueError, match="shape"):
+        getattr(_launch, call)(*args)

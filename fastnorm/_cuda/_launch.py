@@ -74,6 +74,14 @@ def _check(a, what, dtype=None):
     return a
 
 
+def _same_shape(dY, X, what="dY3"):
+    """dY (checked) with X's shape: a wrong one would be read out of bounds."""
+    _check(dY, what, X.dtype)
+    if dY.shape != X.shape:
+        raise ValueError(f"{what} has shape {dY.shape}, X {X.shape}")
+    return dY
+
+
 def _optional(a, what, dtype, size):
     """a (checked, `size` elements) or a null pointer for None."""
     if a is None:
@@ -330,7 +338,7 @@ def channel_moments(X3):
 def channel_dot_sums(dY3, X3, shift):
     """(sum of dY, sum of dY * (X - shift)) over axis 1, each (A, K) float64."""
     _check(X3, "X3")
-    _check(dY3, "dY3", X3.dtype)
+    _same_shape(dY3, X3)
     n_a, B, K = X3.shape
     sdy, sdyx = _alloc((n_a, K), np.float64), _alloc((n_a, K), np.float64)
     if n_a == 0 or K == 0:
@@ -361,7 +369,7 @@ def channel_affine(X3, shift, scale, offset):
 def channel_backward(dY3, X3, shift, p, q, r):
     """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
     _check(X3, "X3")
-    _check(dY3, "dY3", X3.dtype)
+    _same_shape(dY3, X3)
     n_a, B, K = X3.shape
     dX = _alloc(X3.shape, X3.dtype)
     if X3.size:
@@ -388,7 +396,7 @@ def lrn_forward(X3, size, alpha, beta, k):
 def lrn_backward(dY3, X3, size, alpha, beta, k):
     """Input gradient of lrn_forward."""
     _check(X3, "X3")
-    _check(dY3, "dY3", X3.dtype)
+    _same_shape(dY3, X3)
     dX = _alloc(X3.shape, X3.dtype)
     if X3.size:
         grid, block = elementwise_shape(X3.size, X3.dtype)
