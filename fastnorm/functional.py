@@ -678,14 +678,15 @@ def _softmax(z):
 
 def _switchable_args(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
                      training, eps, using_bn, layout):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     ch = _Channels(x, layout, 3, 5)
     w = _channel_param(weight, "weight", ch.C, x)
     b = _channel_param(bias, "bias", ch.C, x)
     n_stats = 3 if using_bn else 2
     logits = []
     for name, v in (("mean_weight", mean_weight), ("var_weight", var_weight)):
-        arr = _float_array(v, name)
+        arr = _float_array(v, name, gpu=True)
+        _backend.ops_for(x, arr, name=name)  # one library
         if arr.shape != (n_stats,):
             raise ValueError(f"{name} must have shape ({n_stats},) (IN, LN"
                              f"{', BN' if using_bn else ''} logits), got {arr.shape}")
@@ -776,8 +777,8 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
     reduce_axes = [None, 1, 0]
     counts = [S, C * S, N * S]
     n_live = 3 if using_bn and training else 2
-    q = np.zeros((N, C))
-    r = np.zeros((N, C))
+    q = ch.xp.zeros((N, C))
+    r = ch.xp.zeros((N, C))
     for k in range(n_live):
         gm, gv = a[k] * g_mean, bw[k] * g_var
         if reduce_axes[k] is not None:
@@ -787,8 +788,8 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
         r = r + (gm + 2 * gv * (mean - parts[k][0])) / counts[k]
     dx = ch.backward(dy, mean, rstd * wd, q, r)
     # softmax backward for the mixing logits
-    ga = np.array([(g_mean * m).sum() for m, _ in parts])
-    gb = np.array([(g_var * v).sum() for _, v in parts])
+    ga = ch.xp.stack([(g_mean * m).sum() for m, _ in parts])
+    gb = ch.xp.stack([(g_var * v).sum() for _, v in parts])
     g_logits = [p_ * (g - (p_ * g).sum()) for p_, g in ((a, ga), (bw, gb))]
     dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
     return ((dx,) + _param_grads(w, b, dw, db, x.dtype)
@@ -841,51 +842,51 @@ def _dim(dim, ndim, of):
 
 
 def _normalize_args(input, p, dim, eps):
-    x = _float_array(input, "input")
+    x = _float_array(input, "input", gpu=True)
     if not isinstance(p, Real) or isinstance(p, bool) or not p > 0:
         raise ValueError(f"p must be a positive number (or inf), got {p!r}")
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension")
     dim = _dim(dim, x.ndim, "input")
     shape = (int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:])))
-    return x, np.ascontiguousarray(x).reshape(shape), float(p), _eps(eps, x.dtype)
+    X3 = _backend.namespace(x).ascontiguousarray(x).reshape(shape)
+    return x, X3, float(p), _eps(eps, x.dtype)
 
 
 def _p_norms(X3, p):
     """The p-norm of each X3[a, :, k], float64 (A, K)."""
-    from . import _cpu
+    ops = _backend.ops_for(X3)
     if p == 2:
-        return np.sqrt(_cpu.channel_power_sums(X3, 2))
+        return np.sqrt(ops.channel_power_sums(X3, 2))
     if p == 1:
-        return _cpu.channel_power_sums(X3, 1)
+        return ops.channel_power_sums(X3, 1)
     if np.isinf(p):
-        return _cpu.channel_power_sums(X3, 0)
+        return ops.channel_power_sums(X3, 0)
     return np.sum(np.abs(X3.astype(np.float64)) ** p, axis=1) ** (1 / p)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize."""
-    from . import _cpu
     x, X3, p, eps = _normalize_args(input, p, dim, eps)
     denom = np.maximum(_p_norms(X3, p), eps)
-    return _cpu.channel_affine(X3, 0.0, 1.0 / denom, 0.0).reshape(x.shape)
+    return _backend.ops_for(X3).channel_affine(X3, 0.0, 1.0 / denom, 0.0).reshape(x.shape)
 
 
 def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
     """(grad_input,) of normalize. Where the norm is below eps the output is
     x / eps and only that path carries gradient (as torch's clamp_min)."""
-    from . import _cpu
     x, X3, p, eps = _normalize_args(input, p, dim, eps)
     dy = _grad_output(grad_output, x)
-    dY3 = np.ascontiguousarray(dy).reshape(X3.shape)
+    xp, ops = _backend.namespace(x), _backend.ops_for(X3)
+    dY3 = xp.ascontiguousarray(dy).reshape(X3.shape)
     norm = _p_norms(X3, p)
     denom = np.maximum(norm, eps)
-    _, sdyx = _cpu.channel_dot_sums(dY3, X3, 0.0)
+    _, sdyx = ops.channel_dot_sums(dY3, X3, 0.0)
     # d loss / d norm, zero where the clamp to eps is active
     g_norm = np.where(norm >= eps, -sdyx / denom ** 2, 0.0)
     if p == 2:  # d norm / dx = x / norm: linear in x, one fused kernel
-        q = np.divide(g_norm, norm, out=np.zeros_like(norm), where=norm > 0)
-        dx = _cpu.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
+        q = xp.where(norm > 0, g_norm / xp.where(norm > 0, norm, 1.0), 0.0)
+        dx = ops.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
         return (dx.reshape(x.shape),)
     xd = X3.astype(np.float64)
     ax = np.abs(xd)
@@ -894,8 +895,8 @@ def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
         d_norm = np.sign(xd) * hit / np.maximum(hit.sum(axis=1, keepdims=True), 1)
     else:
         # sign(x) |x|^(p-1) / norm^(p-1), 0 where x is 0 (as torch, also for p < 1)
-        scale = np.power(norm, 1 - p, out=np.zeros_like(norm), where=norm > 0)
-        pow_ = np.power(ax, p - 1, out=np.zeros_like(ax), where=ax > 0)
+        scale = xp.where(norm > 0, xp.where(norm > 0, norm, 1.0) ** (1 - p), 0.0)
+        pow_ = xp.where(ax > 0, xp.where(ax > 0, ax, 1.0) ** (p - 1), 0.0)
         d_norm = np.sign(xd) * pow_ * scale[:, None, :]
     dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
     return (dx.astype(x.dtype).reshape(x.shape),)

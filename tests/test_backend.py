@@ -75,11 +75,10 @@ def test_backend_gpu_with_numpy_input_is_a_clear_error(rng):
 
 
 # entry points whose GPU path is not wired yet (the wired ones: stats,
-# preprocessing's functions, the channel and row norms: tests/test_gpu_api.py)
+# preprocessing, the row, channel and p norms: tests/test_gpu_api.py)
 @pytest.mark.parametrize("call", [
-    lambda X: F.normalize(X), lambda X: F.weight_norm(X, np.ones(4)),
-    lambda X: F.spectral_norm(X, np.ones(4))],
-    ids=["normalize", "weight_norm", "spectral_norm"])
+    lambda X: F.weight_norm(X, np.ones(4)), lambda X: F.spectral_norm(X, np.ones(4))],
+    ids=["weight_norm", "spectral_norm"])
 def test_cupy_input_not_implemented_and_never_copied(call):
     with pytest.raises(NotImplementedError, match="CuPy"):
         call(_FakeCupyArray())
@@ -98,7 +97,7 @@ def test_cupy_array_to_an_entry_point_without_gpu_path():
         X = cp.ones((4, 3))
         assert _backend.array_library(X) == "cupy"
         with pytest.raises(NotImplementedError, match="CuPy"):
-            F.normalize(X)
+            F.weight_norm(X, cp.ones(4))
         with fastnorm.config_context(backend="cpu"):
             with pytest.raises(TypeError, match="backend='cpu'"):
                 stats.moments(X)

@@ -344,3 +344,43 @@ def test_channel_norm_parameters_must_share_the_input_library(rng):
         F.batch_norm(x, np.zeros(3), np.ones(3), training=True)
     with pytest.raises(TypeError, match="mixed"):
         F.group_norm(x, 3, weight=np.ones(3))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_switchable_norm_matches_the_cpu(rng, layout, training):
+    shape = (4, 5, 6) if layout == "NCHW" else (4, 6, 5)
+    arrays = dict(x=rng.standard_normal(shape) + 1, dy=rng.standard_normal(shape),
+                  w=rng.random(5) + 0.5, b=rng.standard_normal(5), mw=rng.standard_normal(3),
+                  vw=rng.standard_normal(3), rm=rng.standard_normal(5), rv=rng.random(5) + 0.5)
+    dev = {k: cp.asarray(v) for k, v in arrays.items()}
+    cpu = {k: v.copy() for k, v in arrays.items()}
+
+    def both(a):
+        args = (a["x"], a["w"], a["b"], a["mw"], a["vw"], a["rm"], a["rv"], training)
+        y = F.switchable_norm(*args, layout=layout)
+        grads = F.switchable_norm_backward(a["dy"], *args, layout=layout)
+        return (y,) + grads
+
+    for g, r in zip(both(dev), both(cpu)):
+        np.testing.assert_allclose(on_device(g), r, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(on_device(dev["rm"]), cpu["rm"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, 3.0, 0.5, float("inf")])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normalize_matches_the_cpu(rng, dtype, p):
+    x = rng.standard_normal((3, 4, 5)).astype(dtype)
+    if dtype != np.float16:  # (its gradient, dy / eps, overflows float16)
+        x[0, :, 0] = 0.0  # a zero norm: the eps clamp
+    dy = rng.standard_normal((3, 4, 5)).astype(dtype)
+    c = cpu_dtype(dtype)
+    tol = 4e-3 if dtype == np.float16 else RTOL[dtype] * 100
+    y = F.normalize(cp.asarray(x), p, 1)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(on_device(y).astype(np.float64), F.normalize(x.astype(c), p, 1),
+                               rtol=tol, atol=tol)
+    (g,), (r,) = (F.normalize_backward(cp.asarray(dy), cp.asarray(x), p, 1),
+                  F.normalize_backward(dy.astype(c), x.astype(c), p, 1))
+    np.testing.assert_allclose(on_device(g).astype(np.float64), r, rtol=tol * 10,
+                               atol=tol * 10)

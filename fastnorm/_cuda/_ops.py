@@ -129,6 +129,18 @@ def channel_moments(X3):
     return _launch.channel_moments(_cupy().ascontiguousarray(X3))
 
 
+def channel_power_sums(X3, p):
+    """Sum of X^2 (p=2), of |X| (p=1), or max |X| (p=0) over axis 1: (A, K),
+    float64. (A CuPy expression: a float64 temporary of X3.)"""
+    cp = _cupy()
+    X64 = X3.astype(cp.float64)
+    if p == 0:
+        if X3.shape[1] == 0:
+            return cp.zeros((X3.shape[0], X3.shape[2]))
+        return cp.abs(X64).max(axis=1)
+    return (cp.abs(X64) if p == 1 else X64 * X64).sum(axis=1)
+
+
 def channel_dot_sums(dY3, X3, shift):
     cp = _cupy()
     return _launch.channel_dot_sums(cp.ascontiguousarray(dY3), cp.ascontiguousarray(X3), shift)
