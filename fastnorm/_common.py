@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.utils._array_api import _is_numpy_namespace, get_namespace
 
-from . import _backend, _cpu, _dask
+from . import _backend, _dask
 
 # float16 is kept, as scikit-learn keeps it; the kernels see it as float32
 FLOAT_DTYPES = (np.float64, np.float32, np.float16)
@@ -59,10 +59,10 @@ def _scale_sparse_cols(X, copy, factor):
     if factor is None or not X.nnz:
         return X.copy() if copy else X
     if not copy:
-        _cpu.sparse_scale_cols(X, factor, X.data)
+        _backend.ops_for(X.data).sparse_scale_cols(X, factor, X.data)
         return X
     data = np.empty_like(X.data)
-    _cpu.sparse_scale_cols(X, factor, data)
+    _backend.ops_for(data).sparse_scale_cols(X, factor, data)
     return type(X)((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
 
 

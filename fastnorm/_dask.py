@@ -105,12 +105,13 @@ def _merge_moments(a, b):
 
 
 def _chunk_min_max(block, dtype):
-    from . import _cpu
+    from . import _backend
     X = _chunk(block, dtype)
     if X.shape[0] == 0:
         n = X.shape[1]
         return np.full(n, np.inf), np.full(n, -np.inf), np.zeros(n), 0
-    mn, mx, count = _cpu.min_max(np.ascontiguousarray(X), 0)
+    X = np.ascontiguousarray(X)
+    mn, mx, count = _backend.ops_for(X).min_max(X, 0)
     return mn, mx, count, X.shape[0]
 
 

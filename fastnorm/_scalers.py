@@ -32,7 +32,7 @@ import sklearn.preprocessing as skp
 from sklearn.base import _fit_context
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
-from . import _backend, _cpu, _dask, stats
+from . import _backend, _dask, stats
 from ._common import (
     FLOAT_DTYPES,
     _canonical,
@@ -321,7 +321,8 @@ class StandardScaler(skp.StandardScaler):
 
         mean_lo = None
         if sparse:
-            count, mean, m2 = _cpu.sparse_col_moments(_canonical(X), sample_weight)
+            count, mean, m2 = _backend.ops_for(X.data).sparse_col_moments(_canonical(X),
+                                                                          sample_weight)
         elif not self.with_mean and not self.with_std:
             # only counts are kept: one min/max scan (it also finds infinities)
             mn, mx, count = _backend.ops_for(X).min_max(X, 0)
@@ -527,7 +528,7 @@ class MaxAbsScaler(skp.MaxAbsScaler):
         if sp.issparse(X):
             X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
                               accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan")
-            max_abs = _cpu.sparse_col_max_abs(_canonical(X)).astype(X.dtype)
+            max_abs = _backend.ops_for(X.data).sparse_col_max_abs(_canonical(X)).astype(X.dtype)
             n_rows = X.shape[0]
         else:
             mn, mx, count, n_rows, dtype = _fit_min_max(self, X, first_pass)
@@ -597,7 +598,7 @@ class RobustScaler(skp.RobustScaler):
             if self.with_centering:
                 raise ValueError("Cannot center sparse matrices: use `with_centering=False`"
                                  " instead. See docstring for motivation and alternatives.")
-            q = _cpu.sparse_col_quantiles(_canonical(X), qs)
+            q = _backend.ops_for(X.data).sparse_col_quantiles(_canonical(X), qs)
         else:
             _raise_if_inf(X)
             q = _backend.ops_for(X).quantiles(_for_kernels(X), 0, qs, ignore_nan=True)
@@ -661,7 +662,7 @@ class Normalizer(skp.Normalizer):
             X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,
                               copy=copy, force_writeable=True)
             X = _canonical(X)
-            _cpu.sparse_normalize_rows(X, self.norm, X.data)
+            _backend.ops_for(X.data).sparse_normalize_rows(X, self.norm, X.data)
             return X
         # the one call back up into preprocessing: Normalizer is its function
         from .preprocessing import normalize

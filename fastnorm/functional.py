@@ -316,12 +316,12 @@ class _Channels:
     def fused_forward(self, G, w, b, eps, batch=False):
         """(out, mean, biased var): statistics per channel (C,) for batch
         norm, per (sample, group) (N, G) otherwise."""
-        from . import _cpu
+        ops = self.ops
         if self.channels_last:
-            out, mean, var = _cpu.fused_forward_nhwc(self.X3, G, w, b, eps)
+            out, mean, var = ops.fused_forward_nhwc(self.X3, G, w, b, eps)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
-            out, mean, var = _cpu.fused_forward_nchw(self._nchw(self.X3), n_count, c_count,
+            out, mean, var = ops.fused_forward_nchw(self._nchw(self.X3), n_count, c_count,
                                                      w, b, eps)
             if not batch:
                 mean, var = mean.reshape(self.N, G), var.reshape(self.N, G)
@@ -330,12 +330,12 @@ class _Channels:
     def fused_backward(self, dy, G, w, mean, rstd, batch=False):
         """(dx, sdy, sdyx) of fused_forward, the sums per (sample, channel)
         with the item mean as shift."""
-        from . import _cpu
+        ops = self.ops
         if self.channels_last:
-            dx, sdy, sdyx = _cpu.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd)
+            dx, sdy, sdyx = ops.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
-            dx, sdy, sdyx = _cpu.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
+            dx, sdy, sdyx = ops.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
                                                      n_count, c_count, w, mean, rstd)
         return dx.reshape(self.shape), sdy, sdyx
 
