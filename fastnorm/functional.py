@@ -902,11 +902,13 @@ def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
     return (dx.astype(x.dtype).reshape(x.shape),)
 
 
-# weight_norm / spectral_norm (parameters: small, so NumPy in float64) ------
+# weight_norm / spectral_norm (parameters: small, so array expressions in
+# float64, NumPy's or CuPy's on the GPU) ----------------------------------------
 
 def _weight_norm_args(v, g, dim):
-    v_arr = _float_array(v, "v")
-    g_arr = _float_array(g, "g")
+    v_arr = _float_array(v, "v", gpu=True)
+    g_arr = _float_array(g, "g", gpu=True)
+    _backend.ops_for(v_arr, g_arr, name="g")  # one library
     if g_arr.dtype != v_arr.dtype:
         raise TypeError(f"g has dtype {g_arr.dtype} but v has {v_arr.dtype}; they must match")
     if v_arr.ndim == 0:
@@ -957,12 +959,13 @@ def _as_matrix(w, dim):
 
 
 def _spectral_args(weight, u, n_power_iterations, eps, dim, v):
-    w = _float_array(weight, "weight")
+    w = _float_array(weight, "weight", gpu=True)
     if w.ndim < 1:
         raise ValueError("weight must have at least one dimension")
     dim = _dim(dim, w.ndim, "weight")
     W = _as_matrix(w.astype(np.float64), dim)
-    u_arr = _float_array(u, "u")
+    u_arr = _float_array(u, "u", gpu=True)
+    _backend.ops_for(w, u_arr, name="u")  # one library
     if u_arr.shape != (W.shape[0],):
         raise ValueError(f"u must have shape ({W.shape[0]},) (weight.shape[dim]), "
                          f"got {u_arr.shape}")
@@ -973,7 +976,8 @@ def _spectral_args(weight, u, n_power_iterations, eps, dim, v):
         if v is None:
             raise ValueError("n_power_iterations=0 needs v, the right singular vector "
                              "estimate, as torch keeps it")
-        v_arr = _float_array(v, "v")
+        v_arr = _float_array(v, "v", gpu=True)
+        _backend.ops_for(w, v_arr, name="v")
         if v_arr.shape != (W.shape[1],):
             raise ValueError(f"v must have shape ({W.shape[1]},), got {v_arr.shape}")
         v = v_arr.astype(np.float64)

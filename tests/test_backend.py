@@ -74,14 +74,12 @@ def test_backend_gpu_with_numpy_input_is_a_clear_error(rng):
     np.testing.assert_array_equal(fnp.scale(X), fnp.scale(X0))
 
 
-# entry points whose GPU path is not wired yet (the wired ones: stats,
-# preprocessing, the row, channel and p norms: tests/test_gpu_api.py)
-@pytest.mark.parametrize("call", [
-    lambda X: F.weight_norm(X, np.ones(4)), lambda X: F.spectral_norm(X, np.ones(4))],
-    ids=["weight_norm", "spectral_norm"])
-def test_cupy_input_not_implemented_and_never_copied(call):
-    with pytest.raises(NotImplementedError, match="CuPy"):
-        call(_FakeCupyArray())
+def test_cupy_input_reaches_no_host_kernel():
+    """CuPy input goes to the GPU ops, never to fastnorm._cpu (whose kernels
+    would read the device pointer as host memory)."""
+    assert _backend.ops_for(_FakeCupyArray()) is not _cpu
+    with pytest.raises(NotImplementedError, match="no 'sparse_col_moments' kernel"):
+        _backend.ops_for(_FakeCupyArray()).sparse_col_moments
 
 
 def test_mixed_numpy_and_cupy_is_an_error():
@@ -90,14 +88,14 @@ def test_mixed_numpy_and_cupy_is_an_error():
 
 
 @pytest.mark.gpu
-def test_cupy_array_to_an_entry_point_without_gpu_path():
+def test_gpu_ops_name_a_missing_kernel_and_backend_cpu_refuses_cupy():
     from cudasim import cupy_for_tests, installed
     cp, simulated = cupy_for_tests()
     with installed(cp) if simulated else _nothing():
         X = cp.ones((4, 3))
         assert _backend.array_library(X) == "cupy"
-        with pytest.raises(NotImplementedError, match="CuPy"):
-            F.weight_norm(X, cp.ones(4))
+        with pytest.raises(NotImplementedError, match="no 'sparse_col_moments' kernel"):
+            _backend.ops_for(X).sparse_col_moments
         with fastnorm.config_context(backend="cpu"):
             with pytest.raises(TypeError, match="backend='cpu'"):
                 stats.moments(X)

@@ -384,3 +384,24 @@ def test_normalize_matches_the_cpu(rng, dtype, p):
                   F.normalize_backward(dy.astype(c), x.astype(c), p, 1))
     np.testing.assert_allclose(on_device(g).astype(np.float64), r, rtol=tol * 10,
                                atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_and_spectral_norm_match_the_cpu(rng, dtype):
+    v = rng.standard_normal((4, 3, 2)).astype(dtype)
+    g = (rng.random((4, 1, 1)) + 0.5).astype(dtype)
+    u = rng.standard_normal(4).astype(dtype)
+    dy = rng.standard_normal((4, 3, 2)).astype(dtype)
+    tol = RTOL[dtype] * 10
+    pairs = [(F.weight_norm(cp.asarray(v), cp.asarray(g)), F.weight_norm(v, g)),
+             (F.weight_norm_backward(cp.asarray(dy), cp.asarray(v), cp.asarray(g)),
+              F.weight_norm_backward(dy, v, g)),
+             (F.spectral_norm(cp.asarray(v), cp.asarray(u), 2), F.spectral_norm(v, u, 2)),
+             (F.spectral_norm_backward(cp.asarray(dy), cp.asarray(v), cp.asarray(u), 2),
+              F.spectral_norm_backward(dy, v, u, 2))]
+    for ours, ref in pairs:
+        ours, ref = (ours, ref) if isinstance(ref, tuple) else ((ours,), (ref,))
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(on_device(a), b, rtol=tol, atol=tol)
+    with pytest.raises(TypeError, match="mixed"):
+        F.weight_norm(cp.asarray(v), g)
