@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import _backend
 from . import functional as F
 from ._docs import public_dir as _public_dir
 from ._validation import check_int, check_shape
@@ -50,7 +51,13 @@ def _positive_int(v, name):
 def _to_numpy(v):
     if hasattr(v, "detach"):  # a torch tensor
         v = v.detach().cpu().numpy()
+    if _backend.array_library(v) == "cupy":  # loading state: an explicit copy to the host
+        return v.get()
     return np.asarray(v)
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or _backend.array_library(v) == "cupy"
 
 
 def _private_input(x):
@@ -66,13 +73,14 @@ def _private_input(x):
     a view, its base. It holds one input-sized buffer until the next forward,
     as torch holds the input.
     """
-    return np.array(F._float_array(x, "input"), order="C")
+    x = F._float_array(x, "input", gpu=True)
+    return _backend.namespace(x).array(x, order="C")
 
 
 def _frozen(args):
     """The functional's arguments with their arrays (parameters, running
     statistics: small) copied, for the backward of this forward."""
-    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    return {k: v.copy() if _is_array(v) else v for k, v in args.items()}
 
 
 class _Layer:
@@ -106,8 +114,39 @@ class _Layer:
     def _args(self):
         raise NotImplementedError
 
+    def to(self, device):
+        """Move the parameters and running statistics to "cuda" (CuPy arrays
+        on the current GPU) or "cpu" (NumPy arrays), as torch's Module.to; the
+        layer then takes input of that side only. Returns the layer."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            import cupy
+            move = cupy.asarray
+        else:
+            def move(a):
+                return a.get() if _backend.array_library(a) == "cupy" else a
+        for name in self._present(self._parameters + self._buffers):
+            if name != "num_batches_tracked":  # a counter: stays a host number
+                setattr(self, name, move(getattr(self, name)))
+        self._ctx = None
+        return self
+
+    def _check_side(self, x):
+        """The input on the side (host or GPU) of the layer's parameters."""
+        side = _backend.array_library(x)
+        for name in self._present(self._parameters + self._buffers):
+            value = getattr(self, name)
+            if name != "num_batches_tracked" and _backend.array_library(value) != side:
+                where = "cuda" if side == "cupy" else "cpu"
+                raise TypeError(f"input is a {side} array but {type(self).__name__}.{name} is a "
+                                f"{_backend.array_library(value)} array: move the layer with "
+                                f".to({where!r}) first (fastnorm does not copy between host "
+                                "and device implicitly)")
+
     def _run(self, x, **forward_only):
         """The forward: every check (the functions') before any state changes."""
+        self._check_side(x)
         x = _private_input(x)
         args = self._args()
         out, saved = self._forward_fn(x, return_saved=True, **args, **forward_only)
@@ -142,7 +181,8 @@ class _Layer:
 
     def state_dict(self):
         """Copies of the parameters and buffers under torch's keys."""
-        return OrderedDict((n, np.array(getattr(self, n), copy=True))
+        return OrderedDict((n, _backend.namespace(getattr(self, n)).array(getattr(self, n),
+                                                                          copy=True))
                            for n in self._present(self._parameters + self._buffers))
 
     def load_state_dict(self, state_dict, strict=True):

@@ -405,3 +405,40 @@ def test_weight_and_spectral_norm_match_the_cpu(rng, dtype):
             np.testing.assert_allclose(on_device(a), b, rtol=tol, atol=tol)
     with pytest.raises(TypeError, match="mixed"):
         F.weight_norm(cp.asarray(v), g)
+
+
+# ---------------------------------------------------------------- layers ---
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda L: L.BatchNorm(3, momentum=None), (6, 3, 4)),
+    (lambda L: L.BatchNorm(3, layout="NHWC"), (2, 4, 4, 3)),
+    (lambda L: L.InstanceNorm(3, affine=True, track_running_stats=True), (2, 3, 5)),
+    (lambda L: L.GroupNorm(2, 4), (3, 4, 5)), (lambda L: L.LayerNorm([4, 5]), (3, 4, 5)),
+    (lambda L: L.RMSNorm(5), (3, 4, 5)), (lambda L: L.LocalResponseNorm(3), (2, 5, 4)),
+    (lambda L: L.SwitchableNorm(3), (4, 3, 5))],
+    ids=["batch_cma", "batch_nhwc", "instance", "group", "layer", "rms", "lrn", "switchable"])
+def test_layers_moved_to_the_gpu_train_as_on_the_cpu(rng, make, shape):
+    import fastnorm.layers as L
+    ours, ref = make(L).to("cuda"), make(L)
+    assert all(isinstance(v, cp.ndarray) for _, v in ours.named_parameters())
+    for step in range(2):
+        x = rng.standard_normal(shape).astype(np.float32) + step
+        dy = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(on_device(ours(cp.asarray(x))), ref(x), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(on_device(ours.backward(cp.asarray(dy))), ref.backward(dy),
+                                   rtol=1e-3, atol=1e-3)
+        for name, g in ref.grads.items():
+            np.testing.assert_allclose(on_device(ours.grads[name]), g, rtol=1e-3, atol=1e-3)
+    state, ref_state = ours.state_dict(), ref.state_dict()
+    assert list(state) == list(ref_state)
+    for k in state:
+        got = state[k] if isinstance(state[k], np.ndarray) else on_device(state[k])
+        np.testing.assert_allclose(got, ref_state[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    if ref.state_dict():  # (a layer without state takes either side)
+        with pytest.raises(TypeError, match=r"move the layer with .to\('cpu'\)"):
+            ours(rng.standard_normal(shape).astype(np.float32))
+        with pytest.raises(TypeError, match=r"move the layer with .to\('cuda'\)"):
+            ref(cp.asarray(rng.standard_normal(shape).astype(np.float32)))
+    back = ours.to("cpu")  # and back: NumPy again, loads the CPU layer's state
+    assert all(isinstance(v, np.ndarray) for _, v in back.named_parameters())
+    back.load_state_dict(ref_state)
