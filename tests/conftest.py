@@ -174,3 +174,16 @@ def run_with_baseline_kernels(code):
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+@pytest.fixture(scope="module")
+def cupy_installed():
+    """The GPU tests' `cupy`: CuPy where it finds a GPU, else cudasim's
+    stand-in, installed as sys.modules["cupy"] for the module's tests (the
+    GPU path imports cupy lazily). Yields the module."""
+    import contextlib
+
+    from cudasim import cupy_for_tests, installed
+    cp, simulated = cupy_for_tests()
+    with installed(cp) if simulated else contextlib.nullcontext():
+        yield cp

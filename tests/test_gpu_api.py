@@ -14,22 +14,13 @@ import fastnorm.functional as F
 from fastnorm import stats
 
 from conftest import make_layout
-from cudasim import cupy_for_tests, installed
+from cudasim import cupy_for_tests
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cupy_installed")]
 
-cp, SIMULATED = cupy_for_tests()
+cp, _ = cupy_for_tests()  # the module the cupy_installed fixture installs
 DTYPES = [np.float16, np.float32, np.float64]
 RTOL = {np.float16: 2e-3, np.float32: 2e-5, np.float64: 1e-11}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def gpu_or_cudasim():
-    if SIMULATED:
-        with installed(cp):
-            yield
-    else:
-        yield
 
 
 def on_device(a):

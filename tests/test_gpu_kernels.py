@@ -14,21 +14,11 @@ import warnings
 import numpy as np
 import pytest
 
-from cudasim import cupy_for_tests, installed
+from cudasim import cupy_for_tests
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cupy_installed")]
 
-cp, SIMULATED = cupy_for_tests()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def gpu_or_cudasim():
-    """fastnorm's GPU path imports `cupy`: make it the stand-in here."""
-    if SIMULATED:
-        with installed(cp):
-            yield
-    else:
-        yield
+cp, _ = cupy_for_tests()  # the module the cupy_installed fixture installs
 
 
 from fastnorm import _cpu  # noqa: E402
