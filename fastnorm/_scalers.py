@@ -83,6 +83,9 @@ def _check_fitted_library(estimator, X, first_fit):
     if fitted is None or not hasattr(X, "shape") or _dask.is_dask_collection(X):
         return
     have, got = _backend.array_library(fitted), _backend.array_library(X)
+    if have == got == "cupy" and fitted.device.id != X.device.id:
+        raise TypeError(f"{type(estimator).__name__} was fitted on GPU {fitted.device.id} but "
+                        f"X is on GPU {X.device.id}; fastnorm does not copy between devices")
     if have != got:
         raise TypeError(f"{type(estimator).__name__} was fitted on {have} arrays (its fitted "
                         f"attributes live {'on the GPU' if have == 'cupy' else 'in host memory'}) "

@@ -433,3 +433,20 @@ def test_layers_moved_to_the_gpu_train_as_on_the_cpu(rng, make, shape):
     back = ours.to("cpu")  # and back: NumPy again, loads the CPU layer's state
     assert all(isinstance(v, np.ndarray) for _, v in back.named_parameters())
     back.load_state_dict(ref_state)
+
+
+def test_a_transformer_fitted_on_one_gpu_refuses_another(rng, monkeypatch):
+    import fastnorm.preprocessing as fp
+    scaler = fp.StandardScaler().fit(cp.asarray(rng.standard_normal((6, 2))))
+    if getattr(cp, "SIMULATED", False):  # one device: X claims to live on a second
+        X = cp.asarray(rng.standard_normal((3, 2)))
+        second = type("Device", (), {"id": 1})()
+        monkeypatch.setattr(cp.ndarray, "device", property(
+            lambda self: second if self is X else cp.cuda.Device(0)))
+    elif cp.cuda.runtime.getDeviceCount() > 1:
+        with cp.cuda.Device(1):
+            X = cp.asarray(rng.standard_normal((3, 2)))
+    else:
+        pytest.skip("needs a second GPU")
+    with pytest.raises(TypeError, match="fitted on GPU 0 but X is on GPU 1"):
+        scaler.transform(X)
