@@ -41,8 +41,20 @@ class _GpuKernels:
 _GPU = _GpuKernels()
 
 
+def refuse_gpu_sparse(x, name="X"):
+    """NotImplementedError for a CuPy sparse matrix (cupyx.scipy.sparse),
+    which has no GPU path yet."""
+    if type(x).__module__.split(".")[0] == "cupyx":
+        raise NotImplementedError(
+            f"{name} is a CuPy sparse matrix ({type(x).__name__}); fastnorm's GPU path takes "
+            "dense CuPy arrays only so far. Use X.toarray() on the device, or a SciPy sparse "
+            "matrix on the CPU (X.get()).")
+
+
 def ops_for(*arrays, name="X"):
     """The kernel module that serves these arrays (all must live in one place)."""
+    for a in arrays:
+        refuse_gpu_sparse(a, name)
     if any(type(a).__module__.split(".")[0] == "dask" for a in arrays):
         # np.asarray would gather the whole collection here, silently
         raise TypeError(f"{name} is a Dask collection; this function takes in-memory arrays. "

@@ -56,6 +56,7 @@ def _sklearn_for_other_namespaces(method):
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
+        _backend.refuse_gpu_sparse(X)
         _check_fitted_library(self, X, first_fit=name == "fit")
         to_sklearn = _for_sklearn(X) or (
             not fits and getattr(self, "_fitted_by_sklearn", False)

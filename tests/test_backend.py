@@ -82,6 +82,16 @@ def test_cupy_input_reaches_no_host_kernel():
         _backend.ops_for(_FakeCupyArray()).sparse_col_moments
 
 
+def test_cupy_sparse_matrices_are_refused_clearly():
+    class csr_matrix:  # what the dispatcher sees of cupyx.scipy.sparse.csr_matrix
+        shape, ndim = (4, 3), 2
+    csr_matrix.__module__ = "cupyx.scipy.sparse._csr"
+    for call in (fnp.scale, stats.moments, lambda X: fnp.MaxAbsScaler().fit(X),
+                 lambda X: F.layer_norm(X, (3,))):
+        with pytest.raises(NotImplementedError, match="CuPy sparse matrix"):
+            call(csr_matrix())
+
+
 def test_mixed_numpy_and_cupy_is_an_error():
     with pytest.raises(TypeError, match="mixed"):
         _backend.ops_for(np.ones(3), _FakeCupyArray())
