@@ -269,6 +269,14 @@ class Bench:
             yield Case(f"{norm} fwd {n_rows}x{n}", "forward", dt, shape, 2 * nb, fast_fwd,
                        peer_fwd, "torch" if has_peer else "", "torch")
 
+            def api_fwd(rms=rms, bias=bias):  # the public function: its checks included
+                import fastnorm.functional as fnf
+                if rms:
+                    return fnf.rms_norm(x, (n,), w, EPS)
+                return fnf.layer_norm(x, (n,), w, bias, EPS)
+            yield Case(f"{norm} fwd (fastnorm.functional) {n_rows}x{n}", "forward", dt, shape,
+                       2 * nb, api_fwd, peer_fwd, "torch" if has_peer else "", "torch")
+
             _, mean, rstd = _launch.row_norm_forward(x, w, bias, EPS, rms)
             for params, what in grads:
                 want = (params, params and not rms)
@@ -347,6 +355,10 @@ class Bench:
         yield Case(f"StandardScaler fit_transform {label}", "scaler", "float32", shape, 3 * nb,
                    fast_standard, lambda: (X - X.mean(0)) / X.std(0),
                    "cupy (X - X.mean(0)) / X.std(0)")
+        import fastnorm.preprocessing as fp  # the public transformers, checks included
+        yield Case(f"StandardScaler().fit_transform (fastnorm.preprocessing) {label}", "scaler",
+                   "float32", shape, 3 * nb, lambda: fp.StandardScaler().fit_transform(X),
+                   lambda: (X - X.mean(0)) / X.std(0), "cupy (X - X.mean(0)) / X.std(0)")
 
         def fast_minmax():
             mn, mx, _ = _launch.col_min_max(X)
@@ -359,6 +371,9 @@ class Bench:
             return (X - mn) / (X.max(0) - mn)
         yield Case(f"MinMaxScaler fit_transform {label}", "scaler", "float32", shape, 3 * nb,
                    fast_minmax, peer_minmax, "cupy (X - X.min(0)) / (X.max(0) - X.min(0))")
+        yield Case(f"MinMaxScaler().fit_transform (fastnorm.preprocessing) {label}", "scaler",
+                   "float32", shape, 3 * nb, lambda: fp.MinMaxScaler().fit_transform(X),
+                   peer_minmax, "cupy (X - X.min(0)) / (X.max(0) - X.min(0))")
         del X
         self.free()
 
@@ -465,6 +480,12 @@ class Bench:
                 return self._torch_bn(xt, wt, bt, False)[0]
         yield Case(f"batch_norm fwd {label}", "channels", "float32", store, 3 * nb,
                    lambda: forward(X, w, b)[0], peer, peer_name, "torch", view)
+
+        def api():  # the public function (training, no running statistics)
+            import fastnorm.functional as fnf
+            return fnf.batch_norm(X, None, None, w, b, training=True, eps=EPS, layout=layout)
+        yield Case(f"batch_norm fwd (fastnorm.functional) {label}", "channels", "float32", store,
+                   3 * nb, api, peer, peer_name, "torch", view)
         if not backward:
             return
         _, mu, rstd = forward(X, w, b)
@@ -500,6 +521,13 @@ class Bench:
                 return F.group_norm(xt, groups, wt, bt, EPS)
         yield Case(f"group_norm fwd ({groups} groups) NCHW {N}x{C}x{H}x{W}", "channels",
                    "float32", shape, 2 * X.nbytes, fast, peer, "torch" if F else "", "torch")
+
+        def api():
+            import fastnorm.functional as fnf
+            return fnf.group_norm(X, groups, w, b, EPS)
+        yield Case(f"group_norm fwd (fastnorm.functional) ({groups} groups) NCHW "
+                   f"{N}x{C}x{H}x{W}", "channels", "float32", shape, 2 * X.nbytes, api, peer,
+                   "torch" if F else "", "torch")
 
     def lrn_cases(self, shape, size=5, alpha=1e-4, beta=0.75, k=2.0):
         torch, F = self.torch, self.F
