@@ -409,3 +409,20 @@ def test_gradient_of_another_shape_is_refused(call):
             "lrn_backward": (dy, x, 2, 1e-4, 0.75, 1.0)}[call]
     with pytest.raises(ValueError, match="shape"):
         getattr(_launch, call)(*args)
+
+
+def test_param_grads_of_many_rows_keep_float64_accuracy(rng, monkeypatch):
+    """dw and db are sums over every row: with one row block (what rows of
+    65536 or more get), each thread adds n_rows / 8 rows; in float32 that
+    loses digits (GPU review item 3). The partial sums are double."""
+    monkeypatch.setattr(_launch, "TARGET_BLOCKS", 1)  # one row block, as wide rows get
+    n_rows, n = 40000, 32
+    x = data(rng, (n_rows, n), np.float32, 3.0, 1.0)
+    dy = (1.0 + 0.01 * rng.standard_normal((n_rows, n))).astype(np.float32)
+    gx, gdy = cp.asarray(x), cp.asarray(dy)
+    _, mean, rstd = _launch.row_norm_forward(gx, None, None, 1e-5, False)
+    _, dw, db = _launch.row_norm_backward(gdy, gx, None, mean, rstd, False, True, True)
+    xhat = (f64(x) - cp.asnumpy(mean)[:, None]) * cp.asnumpy(rstd)[:, None]
+    np.testing.assert_allclose(cp.asnumpy(db), f64(dy).sum(0), rtol=2e-7)
+    np.testing.assert_allclose(cp.asnumpy(dw), (f64(dy) * xhat).sum(0), rtol=1e-6,
+                               atol=1e-6 * np.abs(f64(dy) * xhat).sum(0).max())

@@ -201,7 +201,7 @@ def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
         bx, by = column_tile(n)
         n_tiles = _ceil_div(n, bx)
         rows, n_blocks = row_blocks(n_rows, n_tiles, by)
-        partial = _alloc((n_blocks, n, 2), acc)  # Sum2<A>: (sum dy * xhat, sum dy)
+        partial = _alloc((n_blocks, n, 2), np.float64)  # Sum2<double>: (sum dy * xhat, sum dy)
         if n_blocks:
             _kernel("row_norms", "layer_norm_param_grads_partial", X.dtype)(
                 (n_tiles, n_blocks), (bx, by),

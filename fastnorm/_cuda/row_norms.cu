@@ -166,17 +166,19 @@ template <typename T, typename A>
 __global__ void __launch_bounds__(256)
 layer_norm_param_grads_partial(const T* dy, const T* x, const A* mean, const A* rstd,
                                long long n_rows, long long n, long long rows_per_block,
-                               Sum2<A>* partial)
+                               Sum2<double>* partial)
 {
     const long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const long long r0 = blockIdx.y * rows_per_block;
     const long long r1 = min(r0 + rows_per_block, n_rows);
-    Sum2<A> s = Sum2<A>::zero();
+    // summed in double: a thread may add many rows (all of them / blockDim.y
+    // for the one row block of wide rows), which float would round away
+    Sum2<double> s = Sum2<double>::zero();
     if (j < n)
         for (long long i = r0 + threadIdx.y; i < r1; i += blockDim.y) {
             const A g = to_acc<A>(dy[i * n + j]);
-            s.a += g * ((to_acc<A>(x[i * n + j]) - mean[i]) * rstd[i]);
-            s.b += g;
+            s.a += (double)(g * ((to_acc<A>(x[i * n + j]) - mean[i]) * rstd[i]));
+            s.b += (double)g;
         }
     s = reduce_over_y(s);
     if (threadIdx.y == 0 && j < n) partial[blockIdx.y * n + j] = s;
@@ -186,14 +188,13 @@ layer_norm_param_grads_partial(const T* dy, const T* x, const A* mean, const A* 
 // partials of column j, in double, one warp per column.
 template <typename T, typename A>
 __global__ void __launch_bounds__(256)
-layer_norm_param_grads_merge(const Sum2<A>* partial, long long n_blocks, long long n,
+layer_norm_param_grads_merge(const Sum2<double>* partial, long long n_blocks, long long n,
                              double* dw, double* db)
 {
     const long long j = warp_index();
     if (j >= n) return;  // a whole warp
     const Sum2<double> s = warp_merge<Sum2<double>>(n_blocks, [&](long long b) {
-        const Sum2<A> p = partial[b * n + j];
-        return Sum2<double>{p.a, p.b};
+        return partial[b * n + j];
     });
     if (threadIdx.x % 32 == 0) {
         if (dw) dw[j] = s.a;
