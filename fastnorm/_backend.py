@@ -24,6 +24,12 @@ def namespace(x):
     return numpy
 
 
+def is_writeable(a):
+    """Whether array `a` may be written: NumPy's flag; CuPy has no read-only
+    arrays (its flags have no `writeable`)."""
+    return getattr(a.flags, "writeable", True)
+
+
 class _GpuKernels:
     """fastnorm._cuda._ops, where a kernel it lacks is a NotImplementedError
     naming it (rather than an AttributeError from deep inside a call)."""

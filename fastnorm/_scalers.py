@@ -104,7 +104,7 @@ def _gpu_input(estimator, X, reset):
     device."""
     if estimator is not None:
         validate_data(estimator, X, reset=reset, skip_check_array=True)
-    return as_float_array(X, "X", gpu_for=type(estimator).__name__)[0]
+    return as_float_array(X, "X", gpu_for="fastnorm.preprocessing")[0]
 
 
 def _inf_error(X):

@@ -130,7 +130,7 @@ def check_out(out, like, name="out"):
         raise ValueError(f"{name} has shape {out.shape}, expected {like.shape}")
     if out.dtype != like.dtype:
         raise ValueError(f"{name} has dtype {out.dtype}, expected {like.dtype}")
-    if not out.flags.writeable:
+    if not _backend.is_writeable(out):
         raise ValueError(f"{name} is read-only")
 
 
@@ -140,7 +140,7 @@ def output_for(X, fresh, copy, out):
     if out is not None:
         check_out(out, X)
         return out
-    if fresh or (not copy and X.flags.writeable):
+    if fresh or (not copy and _backend.is_writeable(X)):
         return X
     return _backend.namespace(X).empty_like(X)
 

@@ -368,7 +368,7 @@ def _running(p, name, C, x):
     """A running statistic, updated in place: a writable array."""
     arr = _channel_param(p, name, C, x, in_place=True)
     if arr is not None and not ((isinstance(p, np.ndarray) or _backend.array_library(p) == "cupy")
-                                and p.flags.writeable):
+                                and _backend.is_writeable(p)):
         raise TypeError(f"{name} is updated in place: it must be a writable NumPy (or CuPy) "
                         "array")
     return arr

@@ -10,6 +10,11 @@ as `cupy` by the GPU tests when no GPU is present (see tests/cudasim).
 - `RawModule`/`RawKernel` compile CUDA sources for the host with cudasim's
   header (`_compile`) and run the launches there.
 - `cuda` has one device (0) with a small multiprocessor count.
+- `flags` has CuPy's three fields only (no `writeable`: CuPy arrays have
+  no read-only state).
+
+Its limit: any NumPy function works on its arrays, where CuPy implements
+most but not all of them; a NumPy function CuPy lacks fails only on a GPU.
 
 Test-only: never imported by fastnorm itself.
 """
@@ -89,7 +94,11 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
     itemsize = property(lambda self: self._a.itemsize)
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
-    flags = property(lambda self: self._a.flags)
+    @property
+    def flags(self):  # CuPy's Flags: these three only (no `writeable`)
+        f = self._a.flags
+        return types.SimpleNamespace(c_contiguous=f.c_contiguous, f_contiguous=f.f_contiguous,
+                                     owndata=f.owndata)
     T = property(lambda self: _wrap(self._a.T))
     data = property(lambda self: _MemoryPointer(self._a.ctypes.data))
     device = property(lambda self: cuda.Device(0))
