@@ -83,6 +83,10 @@ def ops_for(*arrays, name="X"):
                         "arrays (cupy.asnumpy(X)); fastnorm does not copy between device "
                         "and host implicitly.")
     if lib == "cupy":
+        devices = {a.device.id for a in arrays if a is not None and array_library(a) == "cupy"}
+        if len(devices) > 1:
+            raise TypeError(f"{name}: the arrays of one call live on different GPUs "
+                            f"{sorted(devices)}; fastnorm does not copy between devices")
         return _GPU
     from . import _cpu
     return _cpu

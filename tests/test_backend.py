@@ -16,6 +16,7 @@ class _FakeCupyArray:
     ndim = 2
     size = 12
     dtype = np.dtype(np.float64)
+    device = type("Device", (), {"id": 0})()
 
     def __array__(self, *args, **kwargs):  # an implicit device->host copy
         raise AssertionError("fastnorm must not convert a CuPy array to NumPy")

@@ -450,3 +450,19 @@ def test_a_transformer_fitted_on_one_gpu_refuses_another(rng, monkeypatch):
         pytest.skip("needs a second GPU")
     with pytest.raises(TypeError, match="fitted on GPU 0 but X is on GPU 1"):
         scaler.transform(X)
+
+
+def test_arrays_of_one_call_on_different_gpus_are_refused(rng, monkeypatch):
+    x = cp.asarray(rng.standard_normal((3, 4)).astype(np.float32))
+    w = cp.ones(4, np.float32)
+    if getattr(cp, "SIMULATED", False):  # one device: w claims to live on a second
+        second = type("Device", (), {"id": 1})()
+        monkeypatch.setattr(cp.ndarray, "device", property(
+            lambda self: second if self is w else cp.cuda.Device(0)))
+    elif cp.cuda.runtime.getDeviceCount() > 1:
+        with cp.cuda.Device(1):
+            w = cp.ones(4, np.float32)
+    else:
+        pytest.skip("needs a second GPU")
+    with pytest.raises(TypeError, match="different GPUs"):
+        F.layer_norm(x, (4,), w)
