@@ -42,6 +42,7 @@ from ._common import (
     _scale_sparse_cols,
 )
 from ._docs import document_class, paragraph
+from ._functions import normalize  # Normalizer is this function
 from ._validation import as_float_array, check_sample_weight, warn_on_overflow
 
 __all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
@@ -668,8 +669,6 @@ class Normalizer(skp.Normalizer):
             X = _canonical(X)
             _backend.ops_for(X.data).sparse_normalize_rows(X, self.norm, X.data)
             return X
-        # the one call back up into preprocessing: Normalizer is its function
-        from .preprocessing import normalize
         if _skips_validation(self, X):
             return normalize.unchecked(X, self.norm, axis=1, copy=copy, return_norm=False,
                                        out=None)
