@@ -25,6 +25,7 @@ copies); a pickled or copied layer does not carry that input.
 """
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -240,6 +241,49 @@ class _Layer:
         return ""
 
 
+# The bookkeeping of torch's norm modules, for any object with their
+# attributes (training, track_running_stats, momentum, running_mean,
+# running_var): these layers and fastnorm.torch's modules both use it.
+
+class BatchNormPlan(NamedTuple):
+    running_mean: object  # None: not passed (not read, not updated)
+    running_var: object
+    training: bool  # normalize with the batch's statistics
+    counts: bool  # this batch counts in num_batches_tracked
+
+
+def batch_norm_plan(m):
+    """torch's _BatchNorm.forward: which statistics normalize and which
+    running statistics are updated."""
+    passes_running = not m.training or m.track_running_stats
+    return BatchNormPlan(
+        running_mean=m.running_mean if passes_running else None,
+        running_var=m.running_var if passes_running else None,
+        training=m.training or (m.running_mean is None and m.running_var is None),
+        counts=m.training and m.track_running_stats)
+
+
+def momentum_factor(momentum, counts, batches_seen):
+    """The weight of this batch in the running statistics (torch's
+    exponential_average_factor): momentum, or with momentum=None the
+    cumulative average's 1 / batches_seen(), the count including this batch
+    (called only then: under torch.compile reading the count breaks the graph)."""
+    if momentum is not None:
+        return momentum
+    return 1.0 / float(batches_seen()) if counts else 0.0
+
+
+class InstanceNormPlan(NamedTuple):
+    use_input_stats: bool
+    momentum: float
+
+
+def instance_norm_plan(m):
+    """torch's _InstanceNorm._apply_instance_norm arguments."""
+    return InstanceNormPlan(use_input_stats=m.training or not m.track_running_stats,
+                            momentum=0.0 if m.momentum is None else m.momentum)
+
+
 class _RunningStats(_Layer):
     """num_features, eps, momentum, affine, track_running_stats as torch's _NormBase."""
 
@@ -280,26 +324,17 @@ class BatchNorm(_RunningStats):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
                          layout)
 
-    def _counts(self):
-        return self.training and self.track_running_stats
-
     def _args(self):
-        """torch's _BatchNorm.forward: which statistics and which momentum."""
-        running = not self.training or self._counts()
-        return dict(running_mean=self.running_mean if running else None,
-                    running_var=self.running_var if running else None,
-                    weight=self.weight, bias=self.bias,
-                    training=self.training or self.running_mean is None,
-                    momentum=0.0 if self.momentum is None and not self._counts()
-                    else self.momentum,
-                    eps=self.eps, layout=self.layout)
+        plan = batch_norm_plan(self)
+        momentum = momentum_factor(self.momentum, plan.counts,
+                                   lambda: int(self.num_batches_tracked) + 1)
+        return dict(running_mean=plan.running_mean, running_var=plan.running_var,
+                    weight=self.weight, bias=self.bias, training=plan.training,
+                    momentum=momentum, eps=self.eps, layout=self.layout)
 
     def forward(self, x):
-        counts = self._counts()
-        # momentum=None: the cumulative moving average over the batches counted
-        nbt = int(self.num_batches_tracked) + 1 if counts and self.momentum is None else None
-        out = self._run(x, num_batches_tracked=nbt)
-        if counts:  # only a batch that passed the checks counts (torch's counts first)
+        out = self._run(x)
+        if batch_norm_plan(self).counts:  # only a batch that passed the checks counts
             self.num_batches_tracked += 1
         return out
 
@@ -317,11 +352,10 @@ class InstanceNorm(_RunningStats):
                          layout)
 
     def _args(self):
+        plan = instance_norm_plan(self)
         return dict(running_mean=self.running_mean, running_var=self.running_var,
-                    weight=self.weight, bias=self.bias,
-                    use_input_stats=self.training or not self.track_running_stats,
-                    momentum=0.0 if self.momentum is None else self.momentum,
-                    eps=self.eps, layout=self.layout)
+                    weight=self.weight, bias=self.bias, use_input_stats=plan.use_input_stats,
+                    momentum=plan.momentum, eps=self.eps, layout=self.layout)
 
 
 class GroupNorm(_Layer):

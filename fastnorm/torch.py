@@ -1,0 +1,875 @@
+"""fastnorm inside PyTorch: autograd operators, drop-in nn.Modules, patch().
+
+    import fastnorm.torch
+    fastnorm.torch.patch(model)     # every torch norm module in model now runs fastnorm's kernels
+
+- **Operators** registered with ``torch.library`` (``torch.ops.fastnorm.layer_norm``,
+  ``rms_norm``, ``batch_norm``, ``group_norm``, ``instance_norm``,
+  ``local_response_norm``, ``normalize``, ``switchable_norm``): each has its
+  autograd formula (fastnorm's ``*_backward`` kernels, from the statistics
+  the forward saved) and a fake implementation, so they run in eager mode,
+  under autograd, under ``torch.compile(fullgraph=True)`` and with
+  ``torch.export``. Running statistics are declared as mutated arguments.
+  Double backward is not supported: it raises torch's "autograd not
+  implemented" error rather than giving a wrong gradient.
+- **Functions** with torch.nn.functional's names and arguments call them:
+  ``fastnorm.torch.layer_norm(x, (768,), w, b)``.
+- **Modules** subclass torch's own (``LayerNorm``, ``RMSNorm``,
+  ``BatchNorm1d/2d/3d``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``,
+  ``LocalResponseNorm``): same constructor, parameters, buffers,
+  ``state_dict`` and checks; only the computation is fastnorm's. Plus
+  ``SwitchableNorm1d/2d``, which torch lacks.
+- ``patch(model)`` turns every torch norm module of a model into its fastnorm
+  subclass in place (the same parameter and buffer tensors: nothing is
+  copied); ``unpatch(model)`` turns them back.
+
+Tensors: CPU tensors are read and written through NumPy views, without copies
+(a channels_last tensor as its NHWC memory, so it stays channels_last).
+bfloat16 and float16 tensors are computed in float32 (as torch accumulates
+them) and returned in the input's dtype; parameters may be float32 beside
+bfloat16/float16 input, as under ``torch.autocast``. Today that goes through a
+float32 copy of the input. CUDA tensors go to fastnorm's GPU path through
+DLPack, zero-copy (that path needs CuPy; it has not yet run on a GPU).
+
+torch is an optional dependency: ``import fastnorm`` does not import it.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import _backend
+from . import functional as F
+from . import layers as _layers
+
+__all__ = [
+    "layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm",
+    "local_response_norm", "normalize", "switchable_norm",
+    "LayerNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+    "SwitchableNorm1d", "SwitchableNorm2d", "patch", "unpatch",
+]
+
+# ------------------------------------------------------------- tensors ---
+
+_FLOAT = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _compute_dtype(input):
+    """The dtype the kernels run in for `input`: its own, or float32 for the
+    16-bit floats (torch accumulates them in float32 too)."""
+    if input.dtype not in _FLOAT:
+        raise TypeError(f"input must be a floating-point tensor (float32, float64, bfloat16 "
+                        f"or float16), got {input.dtype}")
+    return torch.float32 if input.dtype in (torch.bfloat16, torch.float16) else input.dtype
+
+
+def _check_tensors(input, **tensors):
+    """Every given tensor is a floating tensor on input's device."""
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a tensor or None, got {type(t).__name__}")
+        if t.device != input.device:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but {name} is "
+                               f"on {t.device} and input on {input.device}")
+        if t.dtype not in _FLOAT:
+            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+
+
+def _array(t, dtype):
+    """A NumPy (CPU) or CuPy (CUDA) array of tensor `t` in `dtype`: a view of
+    t's memory when t has that dtype, else a converted copy."""
+    if t is None:
+        return None
+    t = t.detach()
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    if t.device.type == "cuda":
+        try:
+            import cupy
+        except ImportError:
+            raise RuntimeError("fastnorm runs CUDA tensors on its GPU path, which needs CuPy "
+                               "(pip install fastnorm[cuda]); it does not copy them to the "
+                               "CPU") from None
+        return cupy.from_dlpack(t)
+    if t.device.type != "cpu":
+        raise RuntimeError(f"fastnorm takes CPU and CUDA tensors, got one on {t.device}")
+    return t.numpy()
+
+
+def _tensor(a, dtype, like):
+    """The result array `a` as a tensor of `dtype` on like's device (no copy
+    when it already has that dtype)."""
+    if _backend.array_library(a) == "cupy":
+        t = torch.from_dlpack(a)
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(a) if a.strides and 0 in a.strides else a)
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+def _stats(a, like):
+    """Saved statistics as float64 tensors (their dtype does not depend on
+    the device, so the fake implementations know it)."""
+    return _tensor(np.ascontiguousarray(a) if _backend.array_library(a) == "numpy" else a,
+                   torch.float64, like)
+
+
+def _channels_last(t):
+    """Whether the channel norms read `t` (N, C, *spatial) as its NHWC memory:
+    a channels_last (or channels_last_3d) tensor that is not also contiguous."""
+    return (t.dim() in (4, 5) and not t.is_contiguous()
+            and t.is_contiguous(memory_format=torch.channels_last if t.dim() == 4
+                                else torch.channels_last_3d))
+
+
+def _to_nhwc(t):
+    return t.permute(0, *range(2, t.dim()), 1)
+
+
+def _from_nhwc(t):
+    return t.permute(0, t.dim() - 1, *range(1, t.dim() - 1))
+
+
+def _channel_arrays(input, dtype, *grads):
+    """(layout, input array, grad arrays) for a channel norm: channels_last
+    input as its NHWC view, so that no copy is made."""
+    if _channels_last(input):
+        return ("NHWC", _array(_to_nhwc(input), dtype),
+                *(_array(_to_nhwc(g), dtype) for g in grads))
+    return ("NCHW", _array(input, dtype), *(_array(g, dtype) for g in grads))
+
+
+def _channel_result(a, layout, dtype, input):
+    t = _tensor(a, dtype, input)
+    return _from_nhwc(t) if layout == "NHWC" else t
+
+
+def _empty_like_result(input):
+    """What a channel norm returns for `input`: channels_last stays channels_last."""
+    if _channels_last(input):
+        fmt = torch.channels_last if input.dim() == 4 else torch.channels_last_3d
+        return torch.empty_like(input, memory_format=fmt)
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+def _shares_memory(t, a):
+    if _backend.array_library(a) == "cupy":
+        return a.data.ptr == t.data_ptr()
+    return a.__array_interface__["data"][0] == t.data_ptr() and a.dtype.itemsize == \
+        t.element_size()
+
+
+def _param_grad(g, param):
+    """A parameter's gradient in the parameter's dtype; None without one."""
+    return None if param is None else _tensor(g, param.dtype, param)
+
+
+def _nothing(like):
+    """The empty tensor an operator returns for a gradient that does not exist
+    (its schema has no optional outputs)."""
+    return like.new_empty((0,))
+
+
+# ------------------------------------------------------ layer / rms norm ---
+
+def _rows_of(input, normalized_shape):
+    return math.prod(input.shape[:input.dim() - len(normalized_shape)])
+
+
+@torch.library.custom_op("fastnorm::row_norm", mutates_args=())
+def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tensor],
+              bias: Optional[Tensor], eps: float, rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    _check_tensors(input, weight=weight, bias=bias)
+    fn = F.rms_norm if rms else F.layer_norm
+    extra = {} if rms else {"bias": _array(bias, dtype)}
+    out, saved = fn(_array(input, dtype), tuple(normalized_shape), _array(weight, dtype),
+                    eps=eps, return_saved=True, **extra)
+    return (_tensor(out, input.dtype, input), _stats(saved.mean, input),
+            _stats(saved.rstd, input))
+
+
+@_row_norm.register_fake
+def _(input, normalized_shape, weight, bias, eps, rms):
+    n = _rows_of(input, normalized_shape)
+    return (torch.empty_like(input, memory_format=torch.contiguous_format),
+            input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64))
+
+
+@torch.library.custom_op("fastnorm::row_norm_backward", mutates_args=())
+def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: List[int],
+                       weight: Optional[Tensor], mean: Tensor, rstd: Tensor, want_bias: bool,
+                       rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    shape = tuple(normalized_shape)
+    x, dy, w = _array(input, dtype), _array(grad_output, dtype), _array(weight, dtype)
+    saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    if rms:
+        dx, dw = F.rms_norm_backward(dy, x, shape, w, saved=saved)
+        db = None
+    else:  # the bias's value does not enter the gradients: zeros stand in for it
+        b = np.zeros(shape, x.dtype) if want_bias else None
+        dx, dw, db = F.layer_norm_backward(dy, x, shape, w, b, saved=saved)
+    return (_tensor(dx, input.dtype, input),
+            _nothing(input) if dw is None else _tensor(dw, weight.dtype, input),
+            _nothing(input) if db is None else _tensor(db, weight.dtype if weight is not None
+                                                       else input.dtype, input))
+
+
+@_row_norm_backward.register_fake
+def _(grad_output, input, normalized_shape, weight, mean, rstd, want_bias, rms):
+    param = input.new_empty(tuple(normalized_shape),
+                            dtype=weight.dtype if weight is not None else input.dtype)
+    return (torch.empty_like(input, memory_format=torch.contiguous_format),
+            _nothing(input) if weight is None else torch.empty_like(param),
+            torch.empty_like(param) if want_bias and not rms else _nothing(input))
+
+
+def _row_norm_setup(ctx, inputs, output):
+    input, normalized_shape, weight, bias, eps, rms = inputs
+    ctx.save_for_backward(input, weight, output[1], output[2])
+    ctx.normalized_shape, ctx.has_bias, ctx.rms = normalized_shape, bias is not None, rms
+
+
+def _row_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
+    input, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = _row_norm_backward(grad_output, input, ctx.normalized_shape, weight, mean,
+                                    rstd, ctx.has_bias, ctx.rms)
+    return (dx, None, dw if weight is not None else None, db if ctx.has_bias else None,
+            None, None)
+
+
+_row_norm.register_autograd(_row_norm_grad, setup_context=_row_norm_setup)
+
+
+def _shape_list(normalized_shape):
+    if isinstance(normalized_shape, int):
+        return [normalized_shape]
+    return [int(n) for n in normalized_shape]
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.layer_norm on fastnorm's kernels."""
+    return _row_norm(input, _shape_list(normalized_shape), weight, bias, float(eps), False)[0]
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """torch.nn.functional.rms_norm on fastnorm's kernels (eps=None: the
+    machine epsilon of the input's dtype, as torch's)."""
+    if eps is None:
+        eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
+            input.is_floating_point() else 0.0
+    return _row_norm(input, _shape_list(normalized_shape), weight, None, float(eps), True)[0]
+
+
+# ------------------------------------------------------------ running stats ---
+# An operator with an autograd formula cannot mutate its inputs: the norms
+# with running statistics take them as inputs, return their updated values
+# (fastnorm.functional updates copies), and the Python function writes them
+# back with copy_ (which torch.compile traces as the mutation it is).
+
+def _running_copies(running_mean, running_var, dtype):
+    copies = []
+    for t in (running_mean, running_var):
+        a = _array(t, dtype)
+        copies.append(None if a is None else a.copy() if _shares_memory(t, a) else a)
+    return copies
+
+
+def _running_results(rm, rv, running_mean, running_var, input):
+    return tuple(_nothing(input) if a is None else _tensor(a, t.dtype, t)
+                 for a, t in ((rm, running_mean), (rv, running_var)))
+
+
+def _fake_running(running_mean, running_var, input):
+    return tuple(_nothing(input) if t is None else torch.empty_like(t)
+                 for t in (running_mean, running_var))
+
+
+def _store_running(running_mean, running_var, new_mean, new_var):
+    if running_mean is not None:
+        with torch.no_grad():
+            running_mean.copy_(new_mean)
+            running_var.copy_(new_var)
+
+
+# ----------------------------------------------------------- batch norm ---
+
+def _dummy_running(C, dtype):
+    """Running statistics for a backward in eval mode, whose saved statistics
+    (the forward's, from the real running statistics) take precedence."""
+    return np.zeros(C, dtype), np.ones(C, dtype)
+
+
+@torch.library.custom_op("fastnorm::batch_norm", mutates_args=())
+def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                weight: Optional[Tensor], bias: Optional[Tensor], training: bool,
+                momentum: float, eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
+                   bias=bias)
+    layout, x = _channel_arrays(input, dtype)
+    rm, rv = _running_copies(running_mean, running_var, dtype)
+    out, saved = F.batch_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
+                              training=training, momentum=momentum, eps=eps, layout=layout,
+                              return_saved=True)
+    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
+            _stats(saved.rstd, input), *_running_results(rm, rv, running_mean, running_var,
+                                                         input))
+
+
+@_batch_norm.register_fake
+def _(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    C = input.shape[1] if input.dim() > 1 else 0
+    return (_empty_like_result(input), input.new_empty((C,), dtype=torch.float64),
+            input.new_empty((C,), dtype=torch.float64),
+            *_fake_running(running_mean, running_var, input))
+
+
+@torch.library.custom_op("fastnorm::batch_norm_backward", mutates_args=())
+def _batch_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
+                         mean: Tensor, rstd: Tensor, want_bias: bool,
+                         training: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    rm, rv = _dummy_running(input.shape[1], x.dtype)
+    w = _array(weight, dtype)
+    b = np.zeros_like(w) if want_bias and w is not None else \
+        np.zeros(input.shape[1], x.dtype) if want_bias else None
+    saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    dx, dw, db = F.batch_norm_backward(dy, x, rm, rv, w, b, training=training, layout=layout,
+                                       saved=saved)
+    return _channel_grads(dx, dw, db, layout, input, weight)
+
+
+def _channel_grads(dx, dw, db, layout, input, weight):
+    pdtype = weight.dtype if weight is not None else input.dtype
+    return (_channel_result(dx, layout, input.dtype, input),
+            _nothing(input) if dw is None else _tensor(dw, pdtype, input),
+            _nothing(input) if db is None else _tensor(db, pdtype, input))
+
+
+def _fake_channel_grads(input, weight, want_bias):
+    C = input.shape[1]
+    pdtype = weight.dtype if weight is not None else input.dtype
+    return (_empty_like_result(input),
+            _nothing(input) if weight is None else input.new_empty((C,), dtype=pdtype),
+            input.new_empty((C,), dtype=pdtype) if want_bias else _nothing(input))
+
+
+@_batch_norm_backward.register_fake
+def _(grad_output, input, weight, mean, rstd, want_bias, training):
+    return _fake_channel_grads(input, weight, want_bias)
+
+
+def _batch_norm_setup(ctx, inputs, output):
+    input, _, _, weight, bias, training, _, _ = inputs
+    ctx.save_for_backward(input, weight, output[1], output[2])
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.has_bias, ctx.training = bias is not None, training
+
+
+def _batch_norm_grad(ctx, grad_output, *_grad_stats):
+    input, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = _batch_norm_backward(grad_output, input, weight, mean, rstd, ctx.has_bias,
+                                      ctx.training)
+    return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
+            None, None, None)
+
+
+_batch_norm.register_autograd(_batch_norm_grad, setup_context=_batch_norm_setup)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """torch.nn.functional.batch_norm on fastnorm's kernels; the running
+    statistics are updated in place in training."""
+    out, _, _, new_mean, new_var = _batch_norm(input, running_mean, running_var, weight, bias,
+                                               bool(training), float(momentum), float(eps))
+    if training:
+        _store_running(running_mean, running_var, new_mean, new_var)
+    return out
+
+
+# ------------------------------------------------ group / instance norm ---
+
+@torch.library.custom_op("fastnorm::group_norm", mutates_args=())
+def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor],
+                bias: Optional[Tensor], eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    _check_tensors(input, weight=weight, bias=bias)
+    layout, x = _channel_arrays(input, dtype)
+    out, saved = F.group_norm(x, num_groups, _array(weight, dtype), _array(bias, dtype), eps,
+                              layout=layout, return_saved=True)
+    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
+            _stats(saved.rstd, input))
+
+
+@_group_norm.register_fake
+def _(input, num_groups, weight, bias, eps):
+    shape = (input.shape[0], num_groups)
+    return (_empty_like_result(input), input.new_empty(shape, dtype=torch.float64),
+            input.new_empty(shape, dtype=torch.float64))
+
+
+@torch.library.custom_op("fastnorm::group_norm_backward", mutates_args=())
+def _group_norm_backward(grad_output: Tensor, input: Tensor, num_groups: int,
+                         weight: Optional[Tensor], mean: Tensor, rstd: Tensor,
+                         want_bias: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    w = _array(weight, dtype)
+    b = np.zeros(input.shape[1], x.dtype) if want_bias else None
+    saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    dx, dw, db = F.group_norm_backward(dy, x, num_groups, w, b, layout=layout, saved=saved)
+    return _channel_grads(dx, dw, db, layout, input, weight)
+
+
+@_group_norm_backward.register_fake
+def _(grad_output, input, num_groups, weight, mean, rstd, want_bias):
+    return _fake_channel_grads(input, weight, want_bias)
+
+
+def _group_norm_setup(ctx, inputs, output):
+    input, num_groups, weight, bias, _ = inputs
+    ctx.save_for_backward(input, weight, output[1], output[2])
+    ctx.num_groups, ctx.has_bias = num_groups, bias is not None
+
+
+def _group_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
+    input, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = _group_norm_backward(grad_output, input, ctx.num_groups, weight, mean, rstd,
+                                      ctx.has_bias)
+    return dx, None, dw if weight is not None else None, db if ctx.has_bias else None, None
+
+
+_group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.group_norm on fastnorm's kernels."""
+    return _group_norm(input, int(num_groups), weight, bias, float(eps))[0]
+
+
+@torch.library.custom_op("fastnorm::instance_norm", mutates_args=())
+def _instance_norm(input: Tensor, running_mean: Optional[Tensor],
+                   running_var: Optional[Tensor], weight: Optional[Tensor],
+                   bias: Optional[Tensor], use_input_stats: bool, momentum: float,
+                   eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
+                   bias=bias)
+    layout, x = _channel_arrays(input, dtype)
+    rm, rv = _running_copies(running_mean, running_var, dtype)
+    out, saved = F.instance_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
+                                 use_input_stats=use_input_stats, momentum=momentum, eps=eps,
+                                 layout=layout, return_saved=True)
+    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
+            _stats(saved.rstd, input), *_running_results(rm, rv, running_mean, running_var,
+                                                         input))
+
+
+@_instance_norm.register_fake
+def _(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+    shape = tuple(input.shape[:2])
+    return (_empty_like_result(input), input.new_empty(shape, dtype=torch.float64),
+            input.new_empty(shape, dtype=torch.float64),
+            *_fake_running(running_mean, running_var, input))
+
+
+@torch.library.custom_op("fastnorm::instance_norm_backward", mutates_args=())
+def _instance_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
+                            mean: Tensor, rstd: Tensor, want_bias: bool,
+                            use_input_stats: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    rm, rv = _dummy_running(input.shape[1], x.dtype)
+    w = _array(weight, dtype)
+    b = np.zeros(input.shape[1], x.dtype) if want_bias else None
+    saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    dx, dw, db = F.instance_norm_backward(dy, x, rm, rv, w, b, use_input_stats=use_input_stats,
+                                          layout=layout, saved=saved)
+    return _channel_grads(dx, dw, db, layout, input, weight)
+
+
+@_instance_norm_backward.register_fake
+def _(grad_output, input, weight, mean, rstd, want_bias, use_input_stats):
+    return _fake_channel_grads(input, weight, want_bias)
+
+
+def _instance_norm_setup(ctx, inputs, output):
+    input, _, _, weight, bias, use_input_stats, _, _ = inputs
+    ctx.save_for_backward(input, weight, output[1], output[2])
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.has_bias, ctx.use_input_stats = bias is not None, use_input_stats
+
+
+def _instance_norm_grad(ctx, grad_output, *_grad_stats):
+    input, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = _instance_norm_backward(grad_output, input, weight, mean, rstd, ctx.has_bias,
+                                         ctx.use_input_stats)
+    return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
+            None, None, None)
+
+
+_instance_norm.register_autograd(_instance_norm_grad, setup_context=_instance_norm_setup)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """torch.nn.functional.instance_norm on fastnorm's kernels."""
+    out, _, _, new_mean, new_var = _instance_norm(input, running_mean, running_var, weight,
+                                                  bias, bool(use_input_stats), float(momentum),
+                                                  float(eps))
+    if use_input_stats:
+        _store_running(running_mean, running_var, new_mean, new_var)
+    return out
+
+
+# ------------------------------------------------- local response norm ---
+
+@torch.library.custom_op("fastnorm::local_response_norm", mutates_args=())
+def _local_response_norm(input: Tensor, size: int, alpha: float, beta: float,
+                         k: float) -> Tensor:
+    dtype = _compute_dtype(input)
+    out = F.local_response_norm(_array(input, dtype), size, alpha, beta, k)
+    return _tensor(out, input.dtype, input)
+
+
+@_local_response_norm.register_fake
+def _(input, size, alpha, beta, k):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastnorm::local_response_norm_backward", mutates_args=())
+def _local_response_norm_backward(grad_output: Tensor, input: Tensor, size: int,
+                                  alpha: float, beta: float, k: float) -> Tensor:
+    dtype = _compute_dtype(input)
+    dx, = F.local_response_norm_backward(_array(grad_output, dtype), _array(input, dtype),
+                                         size, alpha, beta, k)
+    return _tensor(dx, input.dtype, input)
+
+
+@_local_response_norm_backward.register_fake
+def _(grad_output, input, size, alpha, beta, k):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+def _lrn_setup(ctx, inputs, output):
+    input, *ctx.args = inputs
+    ctx.save_for_backward(input)
+
+
+def _lrn_grad(ctx, grad_output):
+    input, = ctx.saved_tensors
+    return (_local_response_norm_backward(grad_output, input, *ctx.args),) + (None,) * 4
+
+
+_local_response_norm.register_autograd(_lrn_grad, setup_context=_lrn_setup)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """torch.nn.functional.local_response_norm on fastnorm's kernels."""
+    return _local_response_norm(input, int(size), float(alpha), float(beta), float(k))
+
+
+# ------------------------------------------------------------ normalize ---
+
+@torch.library.custom_op("fastnorm::normalize", mutates_args=())
+def _normalize(input: Tensor, p: float, dim: int, eps: float) -> Tensor:
+    dtype = _compute_dtype(input)
+    return _tensor(F.normalize(_array(input, dtype), p, dim, eps), input.dtype, input)
+
+
+@_normalize.register_fake
+def _(input, p, dim, eps):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastnorm::normalize_backward", mutates_args=())
+def _normalize_backward(grad_output: Tensor, input: Tensor, p: float, dim: int,
+                        eps: float) -> Tensor:
+    dtype = _compute_dtype(input)
+    dx, = F.normalize_backward(_array(grad_output, dtype), _array(input, dtype), p, dim, eps)
+    return _tensor(dx, input.dtype, input)
+
+
+@_normalize_backward.register_fake
+def _(grad_output, input, p, dim, eps):
+    return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+def _normalize_setup(ctx, inputs, output):
+    input, *ctx.args = inputs
+    ctx.save_for_backward(input)
+
+
+def _normalize_grad(ctx, grad_output):
+    input, = ctx.saved_tensors
+    return (_normalize_backward(grad_output, input, *ctx.args),) + (None,) * 3
+
+
+_normalize.register_autograd(_normalize_grad, setup_context=_normalize_setup)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """torch.nn.functional.normalize on fastnorm's kernels."""
+    return _normalize(input, float(p), int(dim), float(eps))
+
+
+# ------------------------------------------------------ switchable norm ---
+
+@torch.library.custom_op("fastnorm::switchable_norm", mutates_args=())
+def _switchable_norm(input: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                     mean_weight: Tensor, var_weight: Tensor, running_mean: Optional[Tensor],
+                     running_var: Optional[Tensor], training: bool, momentum: float,
+                     eps: float, using_bn: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    _check_tensors(input, weight=weight, bias=bias, mean_weight=mean_weight,
+                   var_weight=var_weight, running_mean=running_mean, running_var=running_var)
+    layout, x = _channel_arrays(input, dtype)
+    rm, rv = _running_copies(running_mean, running_var, dtype)
+    out = F.switchable_norm(x, _array(weight, dtype), _array(bias, dtype),
+                            _array(mean_weight, dtype), _array(var_weight, dtype), rm, rv,
+                            training, momentum, eps, using_bn, layout=layout)
+    return (_channel_result(out, layout, input.dtype, input),
+            *_running_results(rm, rv, running_mean, running_var, input))
+
+
+@_switchable_norm.register_fake
+def _(input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
+      momentum, eps, using_bn):
+    return _empty_like_result(input), *_fake_running(running_mean, running_var, input)
+
+
+@torch.library.custom_op("fastnorm::switchable_norm_backward", mutates_args=())
+def _switchable_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
+                              bias: Optional[Tensor], mean_weight: Tensor, var_weight: Tensor,
+                              running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                              training: bool, eps: float,
+                              using_bn: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    dtype = _compute_dtype(input)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    dx, dw, db, dmw, dvw = F.switchable_norm_backward(
+        dy, x, _array(weight, dtype), _array(bias, dtype), _array(mean_weight, dtype),
+        _array(var_weight, dtype), _array(running_mean, dtype), _array(running_var, dtype),
+        training, eps=eps, using_bn=using_bn, layout=layout)
+    dx, dw, db = _channel_grads(dx, dw, db, layout, input, weight)
+    return (dx, dw, db, _tensor(dmw, mean_weight.dtype, input),
+            _tensor(dvw, var_weight.dtype, input))
+
+
+@_switchable_norm_backward.register_fake
+def _(grad_output, input, weight, bias, mean_weight, var_weight, running_mean, running_var,
+      training, eps, using_bn):
+    return (*_fake_channel_grads(input, weight, bias is not None),
+            torch.empty_like(mean_weight), torch.empty_like(var_weight))
+
+
+def _switchable_setup(ctx, inputs, output):
+    (input, weight, bias, mean_weight, var_weight, running_mean, running_var, training, _,
+     eps, using_bn) = inputs
+    # training's gradients do not read the running statistics (which the
+    # caller then overwrites); eval's read them as the forward did
+    running = (None, None) if training else (running_mean, running_var)
+    ctx.save_for_backward(input, weight, bias, mean_weight, var_weight, *running)
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.args = (training, eps, using_bn)
+
+
+def _switchable_grad(ctx, grad_output, *_grad_running):
+    input, weight, bias, mean_weight, var_weight, rm, rv = ctx.saved_tensors
+    dx, dw, db, dmw, dvw = _switchable_norm_backward(grad_output, input, weight, bias,
+                                                     mean_weight, var_weight, rm, rv,
+                                                     *ctx.args)
+    return (dx, dw if weight is not None else None, db if bias is not None else None, dmw,
+            dvw, None, None, None, None, None, None)
+
+
+_switchable_norm.register_autograd(_switchable_grad, setup_context=_switchable_setup)
+
+
+def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
+                    training, momentum=0.1, eps=1e-5, using_bn=True):
+    """fastnorm.functional.switchable_norm for tensors, with autograd."""
+    out, new_mean, new_var = _switchable_norm(input, weight, bias, mean_weight, var_weight,
+                                              running_mean, running_var, bool(training),
+                                              float(momentum), float(eps), bool(using_bn))
+    if training and using_bn:
+        _store_running(running_mean, running_var, new_mean, new_var)
+    return out
+
+
+# -------------------------------------------------------------- modules ---
+
+class LayerNorm(nn.LayerNorm):
+    """torch.nn.LayerNorm computed by fastnorm."""
+
+    def forward(self, input):
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(nn.RMSNorm):
+    """torch.nn.RMSNorm computed by fastnorm."""
+
+    def forward(self, input):
+        return rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+
+class _FastBatchNorm:
+    """torch's _BatchNorm.forward, computed by fastnorm: the bookkeeping is
+    fastnorm.layers' (one implementation for both)."""
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        plan = _layers.batch_norm_plan(self)
+        if plan.counts:
+            self.num_batches_tracked.add_(1)
+        momentum = _layers.momentum_factor(self.momentum, plan.counts,
+                                           lambda: self.num_batches_tracked)
+        return batch_norm(input, plan.running_mean, plan.running_var, self.weight, self.bias,
+                          plan.training, momentum, self.eps)
+
+
+class BatchNorm1d(_FastBatchNorm, nn.BatchNorm1d):
+    """torch.nn.BatchNorm1d computed by fastnorm."""
+
+
+class BatchNorm2d(_FastBatchNorm, nn.BatchNorm2d):
+    """torch.nn.BatchNorm2d computed by fastnorm (channels_last input stays
+    channels_last)."""
+
+
+class BatchNorm3d(_FastBatchNorm, nn.BatchNorm3d):
+    """torch.nn.BatchNorm3d computed by fastnorm."""
+
+
+class _FastInstanceNorm:
+    """torch's _InstanceNorm with its checks; the normalization is fastnorm's."""
+
+    def _apply_instance_norm(self, input):
+        plan = _layers.instance_norm_plan(self)
+        return instance_norm(input, self.running_mean, self.running_var, self.weight,
+                             self.bias, plan.use_input_stats, plan.momentum, self.eps)
+
+
+class InstanceNorm1d(_FastInstanceNorm, nn.InstanceNorm1d):
+    """torch.nn.InstanceNorm1d computed by fastnorm."""
+
+
+class InstanceNorm2d(_FastInstanceNorm, nn.InstanceNorm2d):
+    """torch.nn.InstanceNorm2d computed by fastnorm."""
+
+
+class InstanceNorm3d(_FastInstanceNorm, nn.InstanceNorm3d):
+    """torch.nn.InstanceNorm3d computed by fastnorm."""
+
+
+class GroupNorm(nn.GroupNorm):
+    """torch.nn.GroupNorm computed by fastnorm."""
+
+    def forward(self, input):
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """torch.nn.LocalResponseNorm computed by fastnorm."""
+
+    def forward(self, input):
+        return local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+
+class _SwitchableNorm(nn.Module):
+    """Switchable normalization (Luo et al., 2018) as a torch module; see
+    fastnorm.layers.SwitchableNorm for the parameters (same names)."""
+
+    _ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, using_bn=True, affine=True,
+                 device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.using_bn, self.affine = bool(using_bn), bool(affine)
+        if self.affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        n_stats = 3 if self.using_bn else 2
+        self.mean_weight = nn.Parameter(torch.ones(n_stats, **factory))
+        self.var_weight = nn.Parameter(torch.ones(n_stats, **factory))
+        if self.using_bn:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+
+    def forward(self, input):
+        if input.dim() not in self._ndims:
+            raise ValueError(f"expected {' or '.join(f'{n}D' for n in self._ndims)} input "
+                             f"(got {input.dim()}D input)")
+        return switchable_norm(input, self.weight, self.bias, self.mean_weight,
+                               self.var_weight, self.running_mean, self.running_var,
+                               self.training, self.momentum, self.eps, self.using_bn)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"using_bn={self.using_bn}, affine={self.affine}")
+
+
+class SwitchableNorm1d(_SwitchableNorm):
+    """Switchable normalization of (N, C, L) input."""
+
+    _ndims = (3,)
+
+
+class SwitchableNorm2d(_SwitchableNorm):
+    """Switchable normalization of (N, C, H, W) input (channels_last too)."""
+
+    _ndims = (4,)
+
+
+# --------------------------------------------------------------- patch ---
+
+# torch's class -> fastnorm's subclass, which adds no state: patching swaps
+# a module's class and keeps its parameter and buffer tensors
+_PATCHES = {nn.LayerNorm: LayerNorm, nn.RMSNorm: RMSNorm, nn.BatchNorm1d: BatchNorm1d,
+            nn.BatchNorm2d: BatchNorm2d, nn.BatchNorm3d: BatchNorm3d, nn.GroupNorm: GroupNorm,
+            nn.InstanceNorm1d: InstanceNorm1d, nn.InstanceNorm2d: InstanceNorm2d,
+            nn.InstanceNorm3d: InstanceNorm3d, nn.LocalResponseNorm: LocalResponseNorm}
+_UNPATCHES = {ours: theirs for theirs, ours in _PATCHES.items()}
+
+
+def _swap(model, table, name):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} takes a torch.nn.Module, got {type(model).__name__}")
+    swapped = []
+    for path, module in model.named_modules():
+        new_class = table.get(type(module))  # exact type: a user's subclass is left alone
+        if new_class is not None:
+            module.__class__ = new_class
+            swapped.append(path)
+    return swapped
+
+
+def patch(model):
+    """Make every torch norm module in `model` (LayerNorm, RMSNorm, BatchNorm1d/2d/3d,
+    GroupNorm, InstanceNorm1d/2d/3d, LocalResponseNorm) compute with fastnorm, in
+    place: each becomes fastnorm's subclass of its class, with the same
+    parameters and buffers (no copy). Subclasses of those classes are left
+    alone. Returns the names (as `model.named_modules()` gives them) of the
+    modules it changed."""
+    return _swap(model, _PATCHES, "patch")
+
+
+def unpatch(model):
+    """Undo `patch`: every fastnorm module of `model` that patch can make
+    becomes torch's class again. Returns the names of the modules changed."""
+    return _swap(model, _UNPATCHES, "unpatch")
