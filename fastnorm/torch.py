@@ -66,8 +66,12 @@ def _compute_dtype(input):
     return torch.float32 if input.dtype in (torch.bfloat16, torch.float16) else input.dtype
 
 
-def _check_tensors(input, **tensors):
-    """Every given tensor is a floating tensor on input's device."""
+def _check_tensors(input, any_dtype=False, **tensors):
+    """Every given tensor is a floating tensor on input's device, of input's
+    dtype or float32 beside 16-bit input (torch's rule for its norms'
+    parameters; rms_norm takes any, with any_dtype)."""
+    allowed = {input.dtype, torch.float32 if input.dtype in (torch.bfloat16, torch.float16)
+               else input.dtype}
     for name, t in tensors.items():
         if t is None:
             continue
@@ -78,6 +82,10 @@ def _check_tensors(input, **tensors):
                                f"on {t.device} and input on {input.device}")
         if t.dtype not in _FLOAT:
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if not any_dtype and t.dtype not in allowed:
+            raise TypeError(f"mixed dtypes: {name} has dtype {t.dtype} but input has "
+                            f"{input.dtype}; it must have the input's dtype (or float32 "
+                            "beside bfloat16/float16 input)")
 
 
 def _array(t, dtype):
@@ -107,7 +115,8 @@ def _tensor(a, dtype, like):
     if _backend.array_library(a) == "cupy":
         t = torch.from_dlpack(a)
     else:
-        t = torch.from_numpy(np.ascontiguousarray(a) if a.strides and 0 in a.strides else a)
+        # (a read-only array is a broadcast statistic: torch wants its own memory)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())
     return t if t.dtype == dtype else t.to(dtype)
 
 
@@ -184,7 +193,7 @@ def _rows_of(input, normalized_shape):
 def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tensor],
               bias: Optional[Tensor], eps: float, rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
-    _check_tensors(input, weight=weight, bias=bias)
+    _check_tensors(input, rms, weight=weight, bias=bias)
     fn = F.rms_norm if rms else F.layer_norm
     extra = {} if rms else {"bias": _array(bias, dtype)}
     out, saved = fn(_array(input, dtype), tuple(normalized_shape), _array(weight, dtype),
@@ -195,6 +204,8 @@ def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tenso
 
 @_row_norm.register_fake
 def _(input, normalized_shape, weight, bias, eps, rms):
+    _compute_dtype(input)
+    _check_tensors(input, rms, weight=weight, bias=bias)
     n = _rows_of(input, normalized_shape)
     return (torch.empty_like(input, memory_format=torch.contiguous_format),
             input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64))
@@ -324,6 +335,9 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
 
 @_batch_norm.register_fake
 def _(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    _compute_dtype(input)
+    _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
+                   bias=bias)
     C = input.shape[1] if input.dim() > 1 else 0
     return (_empty_like_result(input), input.new_empty((C,), dtype=torch.float64),
             input.new_empty((C,), dtype=torch.float64),
@@ -411,6 +425,8 @@ def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor],
 
 @_group_norm.register_fake
 def _(input, num_groups, weight, bias, eps):
+    _compute_dtype(input)
+    _check_tensors(input, weight=weight, bias=bias)
     shape = (input.shape[0], num_groups)
     return (_empty_like_result(input), input.new_empty(shape, dtype=torch.float64),
             input.new_empty(shape, dtype=torch.float64))
@@ -475,6 +491,9 @@ def _instance_norm(input: Tensor, running_mean: Optional[Tensor],
 
 @_instance_norm.register_fake
 def _(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+    _compute_dtype(input)
+    _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
+                   bias=bias)
     shape = tuple(input.shape[:2])
     return (_empty_like_result(input), input.new_empty(shape, dtype=torch.float64),
             input.new_empty(shape, dtype=torch.float64),
@@ -643,6 +662,9 @@ def _switchable_norm(input: Tensor, weight: Optional[Tensor], bias: Optional[Ten
 @_switchable_norm.register_fake
 def _(input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
       momentum, eps, using_bn):
+    _compute_dtype(input)
+    _check_tensors(input, weight=weight, bias=bias, mean_weight=mean_weight,
+                   var_weight=var_weight, running_mean=running_mean, running_var=running_var)
     return _empty_like_result(input), *_fake_running(running_mean, running_var, input)
 
 

@@ -1,0 +1,467 @@
+"""fastnorm.torch against torch itself: gradcheck of every operator, outputs
+and gradients against torch.nn.functional in four dtypes, the modules against
+torch's over training steps of two small models, patch/unpatch, state_dict,
+torch.compile and torch.export, and bad input."""
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as TF
+
+import fastnorm.torch as ft
+
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+
+
+def _tol(dtype):
+    """Tolerances that scale with the dtype: a few units in the last place."""
+    return {torch.float64: dict(rtol=1e-10, atol=1e-10),
+            torch.float32: dict(rtol=2e-5, atol=2e-5),
+            torch.bfloat16: dict(rtol=3e-2, atol=3e-2),
+            torch.float16: dict(rtol=4e-3, atol=4e-3)}[dtype]
+
+
+def _randn(*shape, dtype=torch.float64, grad=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
+
+
+# Each case: (name, fastnorm call, torch call, input shape, parameter shapes).
+# A call takes (x, *params) and returns the output.
+def _rm(C):
+    return torch.linspace(-1, 1, C, dtype=torch.float64)
+
+
+def _rv(C):
+    return torch.linspace(0.5, 2, C, dtype=torch.float64)
+
+
+CASES = {
+    "layer_norm": (lambda f, x, w, b: f.layer_norm(x, x.shape[-2:], w, b),
+                   (3, 4, 5), [(4, 5), (4, 5)]),
+    "layer_norm_no_affine": (lambda f, x: f.layer_norm(x, (5,)), (6, 5), []),
+    "rms_norm": (lambda f, x, w: f.rms_norm(x, (5,), w, 1e-6), (3, 4, 5), [(5,)]),
+    "batch_norm_train": (lambda f, x, w, b: f.batch_norm(x, None, None, w, b, True),
+                         (4, 3, 5, 2), [(3,), (3,)]),
+    "batch_norm_train_2d": (lambda f, x, w, b: f.batch_norm(x, None, None, w, b, True),
+                            (6, 3), [(3,), (3,)]),
+    "batch_norm_eval": (lambda f, x, w, b: f.batch_norm(x, _rm(3).to(x.dtype),
+                                                        _rv(3).to(x.dtype), w, b, False),
+                        (4, 3, 5), [(3,), (3,)]),
+    "group_norm": (lambda f, x, w, b: f.group_norm(x, 2, w, b), (3, 4, 3, 2), [(4,), (4,)]),
+    "group_norm_no_affine": (lambda f, x: f.group_norm(x, 1, eps=1e-3), (2, 6, 4), []),
+    "instance_norm": (lambda f, x, w, b: f.instance_norm(x, weight=w, bias=b),
+                      (2, 3, 4, 5), [(3,), (3,)]),
+    "instance_norm_eval": (lambda f, x: f.instance_norm(x, _rm(3).to(x.dtype),
+                                                        _rv(3).to(x.dtype),
+                                                        use_input_stats=False),
+                           (2, 3, 4), []),
+    "local_response_norm": (lambda f, x: f.local_response_norm(x, 3, 1e-2, 0.75, 2.0),
+                            (2, 5, 4, 3), []),
+    "normalize": (lambda f, x: f.normalize(x, 2.0, 1), (4, 6, 3), []),
+    "normalize_l1_last": (lambda f, x: f.normalize(x, 1.0, -1), (4, 6), []),
+}
+
+
+def _inputs(shape, param_shapes, dtype=torch.float64, channels_last=False):
+    x = _randn(*shape, dtype=dtype, seed=1)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    params = [_randn(*s, dtype=dtype, seed=2 + i) for i, s in enumerate(param_shapes)]
+    return [x, *params]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_gradcheck(name):
+    call, shape, param_shapes = CASES[name]
+    args = _inputs(shape, param_shapes)
+    assert torch.autograd.gradcheck(lambda *a: call(ft, *a), args)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if len(CASES[n][1]) == 4])
+def test_gradcheck_channels_last(name):
+    call, shape, param_shapes = CASES[name]
+    args = _inputs(shape, param_shapes, channels_last=True)
+    assert torch.autograd.gradcheck(lambda *a: call(ft, *a), args)
+
+
+def test_gradcheck_switchable_norm():
+    x, w, b = _inputs((3, 4, 2, 3), [(4,), (4,)])
+    mw, vw = _randn(3, seed=7), _randn(3, seed=8)
+    rm, rv = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    for training in (True, False):
+        assert torch.autograd.gradcheck(
+            lambda *a: ft.switchable_norm(*a, rm.clone(), rv.clone(), training), (x, w, b, mw, vw))
+
+
+def test_double_backward_is_a_clear_error():
+    x = _randn(4, 8)
+    g, = torch.autograd.grad(ft.layer_norm(x, (8,)).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="no autograd formula"):
+        g.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", CASES)
+def test_output_and_gradients_match_torch(name, dtype):
+    call, shape, param_shapes = CASES[name]
+    ours = _inputs(shape, param_shapes, dtype)
+    y = call(ft, *ours)
+    grad = _randn(*y.shape, dtype=dtype, grad=False, seed=9)
+    try:
+        theirs = [a.detach().clone().requires_grad_() for a in ours]
+        y_ref = call(TF, *theirs)
+        y_ref.backward(grad)
+    except NotImplementedError:  # torch has no 16-bit CPU kernel (LRN): its float32, rounded
+        theirs = [a.detach().float().requires_grad_() for a in ours]
+        y_ref = call(TF, *theirs)
+        y_ref.backward(grad.float())
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, y_ref.to(dtype), **_tol(dtype))
+    y.backward(grad)
+    for a, a_ref in zip(ours, theirs):
+        assert a.grad.dtype == dtype
+        torch.testing.assert_close(a.grad, a_ref.grad.to(dtype), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_16_bit_input_with_float32_parameters_as_under_autocast(dtype):
+    x = _randn(4, 3, 8, dtype=dtype, seed=3)
+    w, b = _randn(8, dtype=torch.float32, seed=4), _randn(8, dtype=torch.float32, seed=5)
+    x_ref, w_ref, b_ref = (a.detach().clone().requires_grad_() for a in (x, w, b))
+    y, y_ref = ft.layer_norm(x, (8,), w, b), TF.layer_norm(x_ref, (8,), w_ref, b_ref)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, y_ref, **_tol(dtype))
+    y.sum().backward()
+    y_ref.sum().backward()
+    assert w.grad.dtype == torch.float32
+    torch.testing.assert_close(x.grad, x_ref.grad, **_tol(dtype))
+    torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.0, 1.0])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norm_updates_running_statistics_as_torch(momentum, channels_last):
+    x = _randn(4, 3, 5, 2, dtype=torch.float32, grad=False)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours = [_rm(3).float(), _rv(3).float()]
+    theirs = [t.clone() for t in ours]
+    y = ft.batch_norm(x, *ours, training=True, momentum=momentum)
+    TF.batch_norm(x, *theirs, training=True, momentum=momentum)
+    torch.testing.assert_close(ours, theirs)
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_instance_norm_updates_running_statistics_as_torch():
+    x = _randn(4, 3, 6, dtype=torch.float32, grad=False)
+    ours = [_rm(3).float(), _rv(3).float()]
+    theirs = [t.clone() for t in ours]
+    ft.instance_norm(x, *ours, use_input_stats=True, momentum=0.3)
+    TF.instance_norm(x, *theirs, use_input_stats=True, momentum=0.3)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_bfloat16_running_statistics_are_written_back():
+    x = _randn(8, 3, dtype=torch.bfloat16, grad=False)
+    ours = [torch.zeros(3, dtype=torch.bfloat16), torch.ones(3, dtype=torch.bfloat16)]
+    theirs = [t.clone() for t in ours]
+    ft.batch_norm(x, *ours, training=True)
+    TF.batch_norm(x, *theirs, training=True)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_inputs_are_not_modified_and_odd_strides_work():
+    base = _randn(6, 8, 5, dtype=torch.float32, grad=False)
+    x = base.transpose(0, 2)  # (5, 8, 6), neither contiguous nor channels_last
+    before = x.clone()
+    torch.testing.assert_close(ft.layer_norm(x, (6,)), TF.layer_norm(x, (6,)))
+    torch.testing.assert_close(ft.batch_norm(x, None, None, training=True),
+                               TF.batch_norm(x, None, None, training=True))
+    assert torch.equal(x, before)
+
+
+# ---------------------------------------------------------------- modules ---
+
+MODULES = [
+    (ft.LayerNorm, nn.LayerNorm, (8,), (4, 5, 8)),
+    (ft.RMSNorm, nn.RMSNorm, (8,), (4, 8)),
+    (ft.BatchNorm1d, nn.BatchNorm1d, (3,), (4, 3, 5)),
+    (ft.BatchNorm2d, nn.BatchNorm2d, (3,), (4, 3, 5, 2)),
+    (ft.BatchNorm3d, nn.BatchNorm3d, (3,), (2, 3, 2, 3, 2)),
+    (ft.GroupNorm, nn.GroupNorm, (2, 4), (3, 4, 5)),
+    (ft.InstanceNorm1d, nn.InstanceNorm1d, (3,), (2, 3, 6)),
+    (ft.InstanceNorm2d, nn.InstanceNorm2d, (3,), (3, 4, 5)),  # unbatched input
+    (ft.InstanceNorm3d, nn.InstanceNorm3d, (3,), (2, 3, 2, 3, 2)),
+    (ft.LocalResponseNorm, nn.LocalResponseNorm, (2,), (2, 5, 3)),
+]
+
+MODULE_KWARGS = [{}, {"momentum": None}, {"track_running_stats": False}, {"affine": False},
+                 {"affine": True, "track_running_stats": True}]
+
+
+def _kwargs_for(torch_class, kwargs):
+    import inspect
+    names = inspect.signature(torch_class).parameters
+    return {k: v for k, v in kwargs.items() if k in names}
+
+
+@pytest.mark.parametrize("kwargs", MODULE_KWARGS, ids=str)
+@pytest.mark.parametrize("ours_class, torch_class, args, shape", MODULES,
+                         ids=[m[1].__name__ for m in MODULES])
+def test_module_matches_torch_over_steps(ours_class, torch_class, args, shape, kwargs):
+    kwargs = _kwargs_for(torch_class, kwargs)
+    ours, theirs = ours_class(*args, **kwargs), torch_class(*args, **kwargs)
+    assert isinstance(ours, torch_class)
+    ours.load_state_dict(theirs.state_dict())
+    for step in range(3):
+        for module in (ours, theirs):
+            module.train(step < 2)
+        x = _randn(*shape, dtype=torch.float32, seed=step)
+        x_ref = x.detach().clone().requires_grad_()
+        y, y_ref = ours(x), theirs(x_ref)
+        torch.testing.assert_close(y, y_ref, rtol=2e-5, atol=2e-5)
+        y.pow(2).sum().backward()
+        y_ref.pow(2).sum().backward()
+        torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
+        for (name, p), (_, p_ref) in zip(ours.named_parameters(), theirs.named_parameters()):
+            torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-4, msg=name)
+    torch.testing.assert_close(ours.state_dict(), theirs.state_dict(), rtol=1e-5, atol=1e-6)
+
+
+def test_switchable_norm_modules_match_fastnorm_layers():
+    import numpy as np
+
+    from fastnorm.layers import SwitchableNorm
+    ours, reference = ft.SwitchableNorm2d(3), SwitchableNorm(3)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    for step in range(3):
+        ours.train(step < 2)
+        reference.train(step < 2)
+        x = _randn(2, 3, 4, 5, dtype=torch.float32, seed=step)
+        y = ours(x)
+        np.testing.assert_allclose(y.detach().numpy(), reference(x.detach().numpy()),
+                                   rtol=1e-5, atol=1e-6)
+        grad = _randn(*y.shape, dtype=torch.float32, grad=False, seed=10 + step)
+        y.backward(grad)
+        dx = reference.backward(grad.numpy())
+        np.testing.assert_allclose(x.grad.numpy(), dx, rtol=1e-4, atol=1e-5)
+        for name, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), reference.grads[name], rtol=1e-4,
+                                       atol=1e-5)
+            p.grad = None
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), reference.state_dict()[name], rtol=1e-5)
+    with pytest.raises(ValueError, match="expected 4D input"):
+        ours(torch.zeros(2, 3, 4))
+    assert ft.SwitchableNorm1d(3, using_bn=False).running_mean is None
+
+
+# ------------------------------------------------------ models and patch ---
+
+class TransformerBlock(nn.Module):
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.RMSNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.head = nn.Linear(d, 1)
+
+    def forward(self, x):
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        x = x + self.mlp(self.norm2(x))
+        return self.head(x).mean(dim=(1, 2))
+
+
+class ResidualCNN(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.bn1, self.gn = nn.BatchNorm2d(c), nn.GroupNorm(2, c)
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.head = nn.Linear(c, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.stem(x)))
+        h = h + self.gn(self.conv(h))
+        return self.head(torch.relu(self.bn2(h)).mean(dim=(2, 3))).squeeze(1)
+
+
+def _model_and_data(kind, channels_last=False):
+    torch.manual_seed(0)
+    if kind == "transformer":
+        model, x = TransformerBlock(), torch.randn(8, 6, 32)
+    else:
+        model, x = ResidualCNN(), torch.randn(8, 3, 8, 8)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+    return model, x, torch.randn(8)
+
+
+def _train(model, x, target, steps, autocast_dtype=None):
+    """Parameter values after each of `steps` SGD-with-momentum steps."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    trajectory = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            loss = (model(x).float() - target).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        trajectory.append([p.detach().clone() for p in model.parameters()])
+    return trajectory
+
+
+@pytest.mark.parametrize("kind, channels_last", [("transformer", False), ("cnn", False),
+                                                 ("cnn", True)])
+def test_patched_model_trains_as_torch(kind, channels_last):
+    model, x, target = _model_and_data(kind, channels_last)
+    patched = copy.deepcopy(model)
+    replaced = ft.patch(patched)
+    assert replaced == (["norm1", "norm2"] if kind == "transformer" else ["bn1", "gn", "bn2"])
+    expected, got = _train(model, x, target, 10), _train(patched, x, target, 10)
+    for step, (ps, ps_ref) in enumerate(zip(got, expected)):
+        for p, p_ref in zip(ps, ps_ref):
+            torch.testing.assert_close(p, p_ref, rtol=1e-4, atol=1e-5, msg=f"step {step}")
+    torch.testing.assert_close(patched.state_dict(), model.state_dict(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "cnn"])
+def test_patched_model_trains_under_bfloat16_autocast(kind):
+    model, x, target = _model_and_data(kind)
+    patched = copy.deepcopy(model)
+    ft.patch(patched)
+    expected = _train(model, x, target, 3, torch.bfloat16)
+    got = _train(patched, x, target, 3, torch.bfloat16)
+    for ps, ps_ref in zip(got, expected):
+        for p, p_ref in zip(ps, ps_ref):  # bfloat16 activations: a few ulps, amplified by lr
+            torch.testing.assert_close(p, p_ref, rtol=5e-2, atol=5e-3)
+
+
+def test_patch_swaps_classes_in_place_and_unpatch_restores():
+    model, _, _ = _model_and_data("cnn")
+    tensors = {k: v.data_ptr() for k, v in model.state_dict().items()}
+
+    class MyNorm(nn.BatchNorm2d):
+        pass
+    model.extra = MyNorm(8)
+    assert ft.patch(model) == ["bn1", "gn", "bn2"]
+    assert type(model.bn1) is ft.BatchNorm2d and type(model.gn) is ft.GroupNorm
+    assert type(model.extra) is MyNorm  # a user's subclass is left alone
+    assert {k: v.data_ptr() for k, v in model.state_dict().items()
+            if not k.startswith("extra")} == tensors  # nothing copied
+    assert ft.patch(model) == []  # idempotent
+    assert ft.unpatch(model) == ["bn1", "gn", "bn2"]
+    assert type(model.bn1) is nn.BatchNorm2d and type(model.gn) is nn.GroupNorm
+    layer = nn.LayerNorm(4)
+    assert ft.patch(layer) == [""] and type(layer) is ft.LayerNorm
+    with pytest.raises(TypeError, match="patch takes a torch.nn.Module"):
+        ft.patch([layer])
+
+
+def test_state_dict_round_trips_both_ways():
+    for ours, theirs in [(ft.BatchNorm2d(4), nn.BatchNorm2d(4)),
+                         (ft.LayerNorm((2, 3)), nn.LayerNorm((2, 3))),
+                         (ft.GroupNorm(2, 4), nn.GroupNorm(2, 4))]:
+        with torch.no_grad():
+            for i, t in enumerate(theirs.state_dict().values()):
+                t.copy_(torch.arange(t.numel()).reshape(t.shape) + i)
+        ours.load_state_dict(theirs.state_dict())
+        fresh = type(theirs)(*([4] if isinstance(theirs, nn.BatchNorm2d) else
+                               [(2, 3)] if isinstance(theirs, nn.LayerNorm) else [2, 4]))
+        fresh.load_state_dict(ours.state_dict())
+        torch.testing.assert_close(fresh.state_dict(), theirs.state_dict())
+
+
+@pytest.mark.parametrize("kind", ["transformer", "cnn"])
+def test_compiled_patched_model_has_no_graph_break_and_matches_eager(kind):
+    model, x, target = _model_and_data(kind, channels_last=kind == "cnn")
+    ft.patch(model)
+    eager = copy.deepcopy(model)
+    compiled = torch.compile(model, fullgraph=True)  # fullgraph: a graph break is an error
+    for step in range(2):
+        y, y_ref = compiled(x), eager(x)
+        torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+        (y - target).pow(2).mean().backward()
+        (y_ref - target).pow(2).mean().backward()
+        for (n, p), (_, p_ref) in zip(model.named_parameters(), eager.named_parameters()):
+            torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=n)
+    # the running statistics were updated in the compiled graph too
+    torch.testing.assert_close(model.state_dict(), eager.state_dict(), rtol=1e-5, atol=1e-6)
+
+
+def test_export_of_a_patched_model():
+    model, x, _ = _model_and_data("cnn")
+    ft.patch(model)
+    model.eval()
+    program = torch.export.export(model, (x,))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"fastnorm.batch_norm.default", "fastnorm.group_norm.default"} <= ops
+    torch.testing.assert_close(program.module()(x), model(x))
+
+
+@pytest.mark.parametrize("op", ["fastnorm::row_norm", "fastnorm::batch_norm",
+                                "fastnorm::group_norm", "fastnorm::instance_norm",
+                                "fastnorm::local_response_norm", "fastnorm::normalize",
+                                "fastnorm::switchable_norm"])
+def test_operators_pass_torch_opcheck(op):
+    """torch.library.opcheck: schema, fake implementation and autograd
+    registration agree with what the operator really does."""
+    x = _randn(3, 4, 5, 2, dtype=torch.float32, seed=1)
+    w, b = _randn(4, dtype=torch.float32, seed=2), _randn(4, dtype=torch.float32, seed=3)
+    args = {
+        "fastnorm::row_norm": (x, [5, 2], None, None, 1e-5, False),
+        "fastnorm::batch_norm": (x, torch.zeros(4), torch.ones(4), w, b, True, 0.1, 1e-5),
+        "fastnorm::group_norm": (x, 2, w, b, 1e-5),
+        "fastnorm::instance_norm": (x, None, None, w, b, True, 0.1, 1e-5),
+        "fastnorm::local_response_norm": (x, 3, 1e-4, 0.75, 1.0),
+        "fastnorm::normalize": (x, 2.0, 1, 1e-12),
+        "fastnorm::switchable_norm": (x, w, b, _randn(3, dtype=torch.float32),
+                                      _randn(3, dtype=torch.float32), torch.zeros(4),
+                                      torch.ones(4), True, 0.1, 1e-5, True),
+    }[op]
+    namespace, name = op.split("::")
+    torch.library.opcheck(getattr(getattr(torch.ops, namespace), name).default, args)
+
+
+# -------------------------------------------------------------- bad input ---
+
+def test_bad_input_is_a_torch_style_error_naming_the_argument():
+    x = torch.randn(4, 8)
+    with pytest.raises(TypeError, match="input must be a floating-point tensor"):
+        ft.layer_norm(torch.ones(4, 8, dtype=torch.int64), (8,))
+    with pytest.raises(TypeError, match="weight must be a floating-point tensor"):
+        ft.layer_norm(x, (8,), torch.ones(8, dtype=torch.int64))
+    with pytest.raises(RuntimeError, match="weight is on meta"):
+        ft.layer_norm(x, (8,), torch.ones(8, device="meta"))
+    with pytest.raises(ValueError, match="normalized_shape"):
+        ft.layer_norm(x, (7,))
+    with pytest.raises(ValueError, match="weight"):
+        ft.group_norm(torch.randn(2, 4, 3), 2, torch.ones(3))
+    with pytest.raises(TypeError, match="weight has dtype torch.float64 but input has torch.float32"):
+        ft.layer_norm(x, (8,), torch.ones(8, dtype=torch.float64))
+
+
+def test_import_fastnorm_does_not_import_torch():
+    code = ("import sys, fastnorm, fastnorm.functional, fastnorm.layers, "
+            "fastnorm.preprocessing, fastnorm.stats; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_parameter_dtypes_follow_torchs_rule():
+    x = torch.randn(4, 8, dtype=torch.bfloat16)
+    with pytest.raises(TypeError, match="bias has dtype torch.float64"):
+        ft.layer_norm(x, (8,), torch.ones(8), torch.zeros(8, dtype=torch.float64))
+    with pytest.raises(TypeError, match="running_mean has dtype torch.float16"):
+        ft.batch_norm(x, torch.zeros(8, dtype=torch.float16), torch.ones(8), training=True)
+    # rms_norm takes a weight of any float dtype, as torch's
+    w = torch.rand(8, dtype=torch.float64)
+    torch.testing.assert_close(ft.rms_norm(x, (8,), w), TF.rms_norm(x, (8,), w),
+                               **_tol(torch.bfloat16))
