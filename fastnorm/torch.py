@@ -183,13 +183,61 @@ def _nothing(like):
     return like.new_empty((0,))
 
 
+# ----------------------------------------------------------- operators ---
+# Each operator is registered with torch.library (the dispatcher: autograd,
+# torch.compile, export, fake tensors). An eager call on plain tensors skips
+# the dispatcher, whose Python layers cost tens of microseconds a call (more
+# than a small tensor's kernel), and runs the same implementation, with the
+# same autograd formula as an autograd.Function when a gradient is needed.
+
+_EAGER = {}  # operator -> [implementation, setup_context, backward]
+
+
+def _operator(name):
+    def register(impl):
+        op = torch.library.custom_op(f"fastnorm::{name}", impl, mutates_args=())
+        _EAGER[op] = [impl, None, None]
+        return op
+    return register
+
+
+def _autograd(op, backward, setup_context):
+    op.register_autograd(backward, setup_context=setup_context)
+    _EAGER[op][1:] = [setup_context, backward]
+
+
+class _EagerAutograd(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, op, *args):
+        impl, setup_context, _ = _EAGER[op]
+        output = impl(*args)
+        setup_context(ctx, args, output)
+        ctx.op = op
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # double backward: an error, as the op's
+    def backward(ctx, *grads):
+        return (None, *_EAGER[ctx.op][2](ctx, *grads))
+
+
+def _run(op, *args):
+    """op(*args), straight to its implementation when nothing traces it."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if torch.compiler.is_compiling() or any(type(t) is not Tensor for t in tensors):
+        return op(*args)  # FakeTensor, FunctionalTensor, ...: the dispatcher's business
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _EagerAutograd.apply(op, *args)
+    return _EAGER[op][0](*args)
+
+
 # ------------------------------------------------------ layer / rms norm ---
 
 def _rows_of(input, normalized_shape):
     return math.prod(input.shape[:input.dim() - len(normalized_shape)])
 
 
-@torch.library.custom_op("fastnorm::row_norm", mutates_args=())
+@_operator("row_norm")
 def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tensor],
               bias: Optional[Tensor], eps: float, rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
@@ -211,7 +259,7 @@ def _(input, normalized_shape, weight, bias, eps, rms):
             input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64))
 
 
-@torch.library.custom_op("fastnorm::row_norm_backward", mutates_args=())
+@_operator("row_norm_backward")
 def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: List[int],
                        weight: Optional[Tensor], mean: Tensor, rstd: Tensor, want_bias: bool,
                        rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -248,13 +296,13 @@ def _row_norm_setup(ctx, inputs, output):
 
 def _row_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _row_norm_backward(grad_output, input, ctx.normalized_shape, weight, mean,
+    dx, dw, db = _run(_row_norm_backward, grad_output, input, ctx.normalized_shape, weight, mean,
                                     rstd, ctx.has_bias, ctx.rms)
     return (dx, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None)
 
 
-_row_norm.register_autograd(_row_norm_grad, setup_context=_row_norm_setup)
+_autograd(_row_norm, _row_norm_grad, _row_norm_setup)
 
 
 def _shape_list(normalized_shape):
@@ -265,7 +313,7 @@ def _shape_list(normalized_shape):
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm on fastnorm's kernels."""
-    return _row_norm(input, _shape_list(normalized_shape), weight, bias, float(eps), False)[0]
+    return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias, float(eps), False)[0]
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -274,7 +322,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
             input.is_floating_point() else 0.0
-    return _row_norm(input, _shape_list(normalized_shape), weight, None, float(eps), True)[0]
+    return _run(_row_norm, input, _shape_list(normalized_shape), weight, None, float(eps), True)[0]
 
 
 # ------------------------------------------------------------ running stats ---
@@ -316,7 +364,7 @@ def _dummy_running(C, dtype):
     return np.zeros(C, dtype), np.ones(C, dtype)
 
 
-@torch.library.custom_op("fastnorm::batch_norm", mutates_args=())
+@_operator("batch_norm")
 def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                 weight: Optional[Tensor], bias: Optional[Tensor], training: bool,
                 momentum: float, eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -344,7 +392,7 @@ def _(input, running_mean, running_var, weight, bias, training, momentum, eps):
             *_fake_running(running_mean, running_var, input))
 
 
-@torch.library.custom_op("fastnorm::batch_norm_backward", mutates_args=())
+@_operator("batch_norm_backward")
 def _batch_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
                          mean: Tensor, rstd: Tensor, want_bias: bool,
                          training: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -389,20 +437,20 @@ def _batch_norm_setup(ctx, inputs, output):
 
 def _batch_norm_grad(ctx, grad_output, *_grad_stats):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _batch_norm_backward(grad_output, input, weight, mean, rstd, ctx.has_bias,
+    dx, dw, db = _run(_batch_norm_backward, grad_output, input, weight, mean, rstd, ctx.has_bias,
                                       ctx.training)
     return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None, None)
 
 
-_batch_norm.register_autograd(_batch_norm_grad, setup_context=_batch_norm_setup)
+_autograd(_batch_norm, _batch_norm_grad, _batch_norm_setup)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """torch.nn.functional.batch_norm on fastnorm's kernels; the running
     statistics are updated in place in training."""
-    out, _, _, new_mean, new_var = _batch_norm(input, running_mean, running_var, weight, bias,
+    out, _, _, new_mean, new_var = _run(_batch_norm, input, running_mean, running_var, weight, bias,
                                                bool(training), float(momentum), float(eps))
     if training:
         _store_running(running_mean, running_var, new_mean, new_var)
@@ -411,7 +459,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 # ------------------------------------------------ group / instance norm ---
 
-@torch.library.custom_op("fastnorm::group_norm", mutates_args=())
+@_operator("group_norm")
 def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor],
                 bias: Optional[Tensor], eps: float) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
@@ -432,7 +480,7 @@ def _(input, num_groups, weight, bias, eps):
             input.new_empty(shape, dtype=torch.float64))
 
 
-@torch.library.custom_op("fastnorm::group_norm_backward", mutates_args=())
+@_operator("group_norm_backward")
 def _group_norm_backward(grad_output: Tensor, input: Tensor, num_groups: int,
                          weight: Optional[Tensor], mean: Tensor, rstd: Tensor,
                          want_bias: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -458,20 +506,20 @@ def _group_norm_setup(ctx, inputs, output):
 
 def _group_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _group_norm_backward(grad_output, input, ctx.num_groups, weight, mean, rstd,
+    dx, dw, db = _run(_group_norm_backward, grad_output, input, ctx.num_groups, weight, mean, rstd,
                                       ctx.has_bias)
     return dx, None, dw if weight is not None else None, db if ctx.has_bias else None, None
 
 
-_group_norm.register_autograd(_group_norm_grad, setup_context=_group_norm_setup)
+_autograd(_group_norm, _group_norm_grad, _group_norm_setup)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.group_norm on fastnorm's kernels."""
-    return _group_norm(input, int(num_groups), weight, bias, float(eps))[0]
+    return _run(_group_norm, input, int(num_groups), weight, bias, float(eps))[0]
 
 
-@torch.library.custom_op("fastnorm::instance_norm", mutates_args=())
+@_operator("instance_norm")
 def _instance_norm(input: Tensor, running_mean: Optional[Tensor],
                    running_var: Optional[Tensor], weight: Optional[Tensor],
                    bias: Optional[Tensor], use_input_stats: bool, momentum: float,
@@ -500,7 +548,7 @@ def _(input, running_mean, running_var, weight, bias, use_input_stats, momentum,
             *_fake_running(running_mean, running_var, input))
 
 
-@torch.library.custom_op("fastnorm::instance_norm_backward", mutates_args=())
+@_operator("instance_norm_backward")
 def _instance_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
                             mean: Tensor, rstd: Tensor, want_bias: bool,
                             use_input_stats: bool) -> Tuple[Tensor, Tensor, Tensor]:
@@ -529,19 +577,19 @@ def _instance_norm_setup(ctx, inputs, output):
 
 def _instance_norm_grad(ctx, grad_output, *_grad_stats):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _instance_norm_backward(grad_output, input, weight, mean, rstd, ctx.has_bias,
+    dx, dw, db = _run(_instance_norm_backward, grad_output, input, weight, mean, rstd, ctx.has_bias,
                                          ctx.use_input_stats)
     return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None, None)
 
 
-_instance_norm.register_autograd(_instance_norm_grad, setup_context=_instance_norm_setup)
+_autograd(_instance_norm, _instance_norm_grad, _instance_norm_setup)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5):
     """torch.nn.functional.instance_norm on fastnorm's kernels."""
-    out, _, _, new_mean, new_var = _instance_norm(input, running_mean, running_var, weight,
+    out, _, _, new_mean, new_var = _run(_instance_norm, input, running_mean, running_var, weight,
                                                   bias, bool(use_input_stats), float(momentum),
                                                   float(eps))
     if use_input_stats:
@@ -551,7 +599,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
 # ------------------------------------------------- local response norm ---
 
-@torch.library.custom_op("fastnorm::local_response_norm", mutates_args=())
+@_operator("local_response_norm")
 def _local_response_norm(input: Tensor, size: int, alpha: float, beta: float,
                          k: float) -> Tensor:
     dtype = _compute_dtype(input)
@@ -564,7 +612,7 @@ def _(input, size, alpha, beta, k):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("fastnorm::local_response_norm_backward", mutates_args=())
+@_operator("local_response_norm_backward")
 def _local_response_norm_backward(grad_output: Tensor, input: Tensor, size: int,
                                   alpha: float, beta: float, k: float) -> Tensor:
     dtype = _compute_dtype(input)
@@ -585,20 +633,20 @@ def _lrn_setup(ctx, inputs, output):
 
 def _lrn_grad(ctx, grad_output):
     input, = ctx.saved_tensors
-    return (_local_response_norm_backward(grad_output, input, *ctx.args),) + (None,) * 4
+    return (_run(_local_response_norm_backward, grad_output, input, *ctx.args),) + (None,) * 4
 
 
-_local_response_norm.register_autograd(_lrn_grad, setup_context=_lrn_setup)
+_autograd(_local_response_norm, _lrn_grad, _lrn_setup)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """torch.nn.functional.local_response_norm on fastnorm's kernels."""
-    return _local_response_norm(input, int(size), float(alpha), float(beta), float(k))
+    return _run(_local_response_norm, input, int(size), float(alpha), float(beta), float(k))
 
 
 # ------------------------------------------------------------ normalize ---
 
-@torch.library.custom_op("fastnorm::normalize", mutates_args=())
+@_operator("normalize")
 def _normalize(input: Tensor, p: float, dim: int, eps: float) -> Tensor:
     dtype = _compute_dtype(input)
     return _tensor(F.normalize(_array(input, dtype), p, dim, eps), input.dtype, input)
@@ -609,7 +657,7 @@ def _(input, p, dim, eps):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("fastnorm::normalize_backward", mutates_args=())
+@_operator("normalize_backward")
 def _normalize_backward(grad_output: Tensor, input: Tensor, p: float, dim: int,
                         eps: float) -> Tensor:
     dtype = _compute_dtype(input)
@@ -629,20 +677,20 @@ def _normalize_setup(ctx, inputs, output):
 
 def _normalize_grad(ctx, grad_output):
     input, = ctx.saved_tensors
-    return (_normalize_backward(grad_output, input, *ctx.args),) + (None,) * 3
+    return (_run(_normalize_backward, grad_output, input, *ctx.args),) + (None,) * 3
 
 
-_normalize.register_autograd(_normalize_grad, setup_context=_normalize_setup)
+_autograd(_normalize, _normalize_grad, _normalize_setup)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """torch.nn.functional.normalize on fastnorm's kernels."""
-    return _normalize(input, float(p), int(dim), float(eps))
+    return _run(_normalize, input, float(p), int(dim), float(eps))
 
 
 # ------------------------------------------------------ switchable norm ---
 
-@torch.library.custom_op("fastnorm::switchable_norm", mutates_args=())
+@_operator("switchable_norm")
 def _switchable_norm(input: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
                      mean_weight: Tensor, var_weight: Tensor, running_mean: Optional[Tensor],
                      running_var: Optional[Tensor], training: bool, momentum: float,
@@ -668,7 +716,7 @@ def _(input, weight, bias, mean_weight, var_weight, running_mean, running_var, t
     return _empty_like_result(input), *_fake_running(running_mean, running_var, input)
 
 
-@torch.library.custom_op("fastnorm::switchable_norm_backward", mutates_args=())
+@_operator("switchable_norm_backward")
 def _switchable_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Tensor],
                               bias: Optional[Tensor], mean_weight: Tensor, var_weight: Tensor,
                               running_mean: Optional[Tensor], running_var: Optional[Tensor],
@@ -705,20 +753,20 @@ def _switchable_setup(ctx, inputs, output):
 
 def _switchable_grad(ctx, grad_output, *_grad_running):
     input, weight, bias, mean_weight, var_weight, rm, rv = ctx.saved_tensors
-    dx, dw, db, dmw, dvw = _switchable_norm_backward(grad_output, input, weight, bias,
+    dx, dw, db, dmw, dvw = _run(_switchable_norm_backward, grad_output, input, weight, bias,
                                                      mean_weight, var_weight, rm, rv,
                                                      *ctx.args)
     return (dx, dw if weight is not None else None, db if bias is not None else None, dmw,
             dvw, None, None, None, None, None, None)
 
 
-_switchable_norm.register_autograd(_switchable_grad, setup_context=_switchable_setup)
+_autograd(_switchable_norm, _switchable_grad, _switchable_setup)
 
 
 def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
                     training, momentum=0.1, eps=1e-5, using_bn=True):
     """fastnorm.functional.switchable_norm for tensors, with autograd."""
-    out, new_mean, new_var = _switchable_norm(input, weight, bias, mean_weight, var_weight,
+    out, new_mean, new_var = _run(_switchable_norm, input, weight, bias, mean_weight, var_weight,
                                               running_mean, running_var, bool(training),
                                               float(momentum), float(eps), bool(using_bn))
     if training and using_bn:

@@ -97,11 +97,28 @@ def test_gradcheck_switchable_norm():
             lambda *a: ft.switchable_norm(*a, rm.clone(), rv.clone(), training), (x, w, b, mw, vw))
 
 
-def test_double_backward_is_a_clear_error():
+@pytest.mark.parametrize("through_dispatcher", [False, True])
+def test_double_backward_is_a_clear_error(through_dispatcher):
     x = _randn(4, 8)
-    g, = torch.autograd.grad(ft.layer_norm(x, (8,)).pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="no autograd formula"):
+    if through_dispatcher:
+        y = torch.ops.fastnorm.row_norm(x, [8], None, None, 1e-5, False)[0]
+    else:
+        y = ft.layer_norm(x, (8,))
+    g, = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="no autograd formula|differentiate twice"):
         g.sum().backward()
+
+
+def test_eager_calls_and_dispatcher_calls_agree():
+    """The eager shortcut runs what torch.ops.fastnorm.* runs."""
+    x, w, b = _inputs((3, 8), [(8,), (8,)])
+    y = ft.layer_norm(x, (8,), w, b)
+    y_op = torch.ops.fastnorm.row_norm(x, [8], w, b, 1e-5, False)[0]
+    assert torch.equal(y, y_op)
+    grads = torch.autograd.grad(y.sum(), (x, w, b))
+    grads_op = torch.autograd.grad(y_op.sum(), (x, w, b))
+    for g, g_op in zip(grads, grads_op):
+        assert torch.equal(g, g_op)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
