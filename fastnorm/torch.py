@@ -227,6 +227,8 @@ def _run(op, *args):
     if torch.compiler.is_compiling() or any(type(t) is not Tensor for t in tensors):
         return op(*args)  # FakeTensor, FunctionalTensor, ...: the dispatcher's business
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
+            return op(*args)
         return _EagerAutograd.apply(op, *args)
     return _EAGER[op][0](*args)
 
