@@ -221,11 +221,22 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
 
 
+def _traced(args):
+    """Whether something other than plain eager execution sees this call:
+    torch.compile/export, fx tracing (a Proxy), tensor subclasses (FakeTensor,
+    FunctionalTensor, ...), or an active torch function/dispatch mode (a
+    profiler, FlopCounterMode, ...). Those get the dispatcher."""
+    return (torch.compiler.is_compiling() or not isinstance(args[0], Tensor)
+            or any(isinstance(a, Tensor) and type(a) is not Tensor for a in args)
+            or torch._C._is_torch_function_mode_enabled()
+            or torch._C._len_torch_dispatch_stack() > 0)
+
+
 def _run(op, *args):
     """op(*args), straight to its implementation when nothing traces it."""
+    if _traced(args):
+        return op(*args)
     tensors = [a for a in args if isinstance(a, Tensor)]
-    if torch.compiler.is_compiling() or any(type(t) is not Tensor for t in tensors):
-        return op(*args)  # FakeTensor, FunctionalTensor, ...: the dispatcher's business
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)

@@ -482,3 +482,36 @@ def test_parameter_dtypes_follow_torchs_rule():
     w = torch.rand(8, dtype=torch.float64)
     torch.testing.assert_close(ft.rms_norm(x, (8,), w), TF.rms_norm(x, (8,), w),
                                **_tol(torch.bfloat16))
+
+
+def test_fx_tracing_and_dispatch_modes_go_through_the_operator():
+    from torch.utils.flop_counter import FlopCounterMode
+    module = ft.LayerNorm(8)
+    graph = torch.fx.symbolic_trace(module)
+    assert torch.ops.fastnorm.row_norm.default in [n.target for n in graph.graph.nodes]
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(graph(x), module(x))
+    with FlopCounterMode(display=False):  # a dispatch mode: sees the operator
+        torch.testing.assert_close(ft.layer_norm(x, (8,)), TF.layer_norm(x, (8,)))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cpu_tensors_reach_the_kernels_without_copies(monkeypatch, channels_last):
+    import numpy as np
+
+    import fastnorm.functional as F
+    seen = {}
+    real = F.group_norm
+
+    def spy(x, *args, **kwargs):
+        seen["x"], seen["layout"] = x, kwargs["layout"]
+        return real(x, *args, **kwargs)
+    monkeypatch.setattr(F, "group_norm", spy)
+    x = torch.randn(2, 4, 3, 5)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = ft.group_norm(x, 2)
+    assert seen["layout"] == ("NHWC" if channels_last else "NCHW")
+    assert np.shares_memory(seen["x"], x.numpy())
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last
+                           else torch.contiguous_format)
