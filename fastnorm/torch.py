@@ -36,7 +36,6 @@ torch is an optional dependency: ``import fastnorm`` does not import it.
 import math
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -123,8 +122,7 @@ def _tensor(a, dtype, like):
 def _stats(a, like):
     """Saved statistics as float64 tensors (their dtype does not depend on
     the device, so the fake implementations know it)."""
-    return _tensor(np.ascontiguousarray(a) if _backend.array_library(a) == "numpy" else a,
-                   torch.float64, like)
+    return _tensor(_backend.namespace(a).ascontiguousarray(a), torch.float64, like)
 
 
 def _channels_last(t):
@@ -284,7 +282,7 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
         dx, dw = F.rms_norm_backward(dy, x, shape, w, saved=saved)
         db = None
     else:  # the bias's value does not enter the gradients: zeros stand in for it
-        b = np.zeros(shape, x.dtype) if want_bias else None
+        b = _backend.namespace(x).zeros(shape, x.dtype) if want_bias else None
         dx, dw, db = F.layer_norm_backward(dy, x, shape, w, b, saved=saved)
     return (_tensor(dx, input.dtype, input),
             _nothing(input) if dw is None else _tensor(dw, weight.dtype, input),
@@ -371,10 +369,13 @@ def _store_running(running_mean, running_var, new_mean, new_var):
 
 # ----------------------------------------------------------- batch norm ---
 
-def _dummy_running(C, dtype):
-    """Running statistics for a backward in eval mode, whose saved statistics
-    (the forward's, from the real running statistics) take precedence."""
-    return np.zeros(C, dtype), np.ones(C, dtype)
+def _stand_ins(x, C, want_bias):
+    """(running_mean, running_var, bias) for a channel norm's backward, where
+    their values do not matter: the saved statistics (the forward's, from the
+    real running statistics in eval) take precedence, and the bias's value
+    does not enter the gradients (only whether there is one)."""
+    xp = _backend.namespace(x)
+    return xp.zeros(C, x.dtype), xp.ones(C, x.dtype), xp.zeros(C, x.dtype) if want_bias else None
 
 
 @_operator("batch_norm")
@@ -411,10 +412,8 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Te
                          training: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
     layout, x, dy = _channel_arrays(input, dtype, grad_output)
-    rm, rv = _dummy_running(input.shape[1], x.dtype)
+    rm, rv, b = _stand_ins(x, input.shape[1], want_bias)
     w = _array(weight, dtype)
-    b = np.zeros_like(w) if want_bias and w is not None else \
-        np.zeros(input.shape[1], x.dtype) if want_bias else None
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
     dx, dw, db = F.batch_norm_backward(dy, x, rm, rv, w, b, training=training, layout=layout,
                                        saved=saved)
@@ -500,7 +499,7 @@ def _group_norm_backward(grad_output: Tensor, input: Tensor, num_groups: int,
     dtype = _compute_dtype(input)
     layout, x, dy = _channel_arrays(input, dtype, grad_output)
     w = _array(weight, dtype)
-    b = np.zeros(input.shape[1], x.dtype) if want_bias else None
+    _, _, b = _stand_ins(x, input.shape[1], want_bias)
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
     dx, dw, db = F.group_norm_backward(dy, x, num_groups, w, b, layout=layout, saved=saved)
     return _channel_grads(dx, dw, db, layout, input, weight)
@@ -567,9 +566,8 @@ def _instance_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional
                             use_input_stats: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
     layout, x, dy = _channel_arrays(input, dtype, grad_output)
-    rm, rv = _dummy_running(input.shape[1], x.dtype)
+    rm, rv, b = _stand_ins(x, input.shape[1], want_bias)
     w = _array(weight, dtype)
-    b = np.zeros(input.shape[1], x.dtype) if want_bias else None
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
     dx, dw, db = F.instance_norm_backward(dy, x, rm, rv, w, b, use_input_stats=use_input_stats,
                                           layout=layout, saved=saved)
