@@ -100,17 +100,17 @@ def _array(t, dtype):
             import cupy
         except ImportError:
             raise RuntimeError("fastnorm runs CUDA tensors on its GPU path, which needs CuPy "
-                               "(pip install fastnorm[cuda]); it does not copy them to the "
-                               "CPU") from None
+                               "(the gpu extra: pip install 'fastnorm[gpu]'); it does not copy "
+                               "them to the CPU") from None
         return cupy.from_dlpack(t)
     if t.device.type != "cpu":
         raise RuntimeError(f"fastnorm takes CPU and CUDA tensors, got one on {t.device}")
     return t.numpy()
 
 
-def _tensor(a, dtype, like):
-    """The result array `a` as a tensor of `dtype` on like's device (no copy
-    when it already has that dtype)."""
+def _tensor(a, dtype):
+    """The result array `a` (NumPy or CuPy) as a tensor of `dtype`, on the
+    array's device (no copy when it already has that dtype)."""
     if _backend.array_library(a) == "cupy":
         t = torch.from_dlpack(a)
     else:
@@ -119,10 +119,10 @@ def _tensor(a, dtype, like):
     return t if t.dtype == dtype else t.to(dtype)
 
 
-def _stats(a, like):
+def _stats(a):
     """Saved statistics as float64 tensors (their dtype does not depend on
     the device, so the fake implementations know it)."""
-    return _tensor(_backend.namespace(a).ascontiguousarray(a), torch.float64, like)
+    return _tensor(_backend.namespace(a).ascontiguousarray(a), torch.float64)
 
 
 def _channels_last(t):
@@ -150,8 +150,8 @@ def _channel_arrays(input, dtype, *grads):
     return ("NCHW", _array(input, dtype), *(_array(g, dtype) for g in grads))
 
 
-def _channel_result(a, layout, dtype, input):
-    t = _tensor(a, dtype, input)
+def _channel_result(a, layout, dtype):
+    t = _tensor(a, dtype)
     return _from_nhwc(t) if layout == "NHWC" else t
 
 
@@ -161,18 +161,6 @@ def _empty_like_result(input):
         fmt = torch.channels_last if input.dim() == 4 else torch.channels_last_3d
         return torch.empty_like(input, memory_format=fmt)
     return torch.empty_like(input, memory_format=torch.contiguous_format)
-
-
-def _shares_memory(t, a):
-    if _backend.array_library(a) == "cupy":
-        return a.data.ptr == t.data_ptr()
-    return a.__array_interface__["data"][0] == t.data_ptr() and a.dtype.itemsize == \
-        t.element_size()
-
-
-def _param_grad(g, param):
-    """A parameter's gradient in the parameter's dtype; None without one."""
-    return None if param is None else _tensor(g, param.dtype, param)
 
 
 def _nothing(like):
@@ -257,8 +245,7 @@ def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tenso
     extra = {} if rms else {"bias": _array(bias, dtype)}
     out, saved = fn(_array(input, dtype), tuple(normalized_shape), _array(weight, dtype),
                     eps=eps, return_saved=True, **extra)
-    return (_tensor(out, input.dtype, input), _stats(saved.mean, input),
-            _stats(saved.rstd, input))
+    return _tensor(out, input.dtype), _stats(saved.mean), _stats(saved.rstd)
 
 
 @_row_norm.register_fake
@@ -284,10 +271,10 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
     else:  # the bias's value does not enter the gradients: zeros stand in for it
         b = _backend.namespace(x).zeros(shape, x.dtype) if want_bias else None
         dx, dw, db = F.layer_norm_backward(dy, x, shape, w, b, saved=saved)
-    return (_tensor(dx, input.dtype, input),
-            _nothing(input) if dw is None else _tensor(dw, weight.dtype, input),
+    return (_tensor(dx, input.dtype),
+            _nothing(input) if dw is None else _tensor(dw, weight.dtype),
             _nothing(input) if db is None else _tensor(db, weight.dtype if weight is not None
-                                                       else input.dtype, input))
+                                                       else input.dtype))
 
 
 @_row_norm_backward.register_fake
@@ -346,12 +333,13 @@ def _running_copies(running_mean, running_var, dtype):
     copies = []
     for t in (running_mean, running_var):
         a = _array(t, dtype)
-        copies.append(None if a is None else a.copy() if _shares_memory(t, a) else a)
+        # (a tensor already of `dtype` is viewed, not converted: copy it)
+        copies.append(None if a is None else a.copy() if t.dtype == dtype else a)
     return copies
 
 
 def _running_results(rm, rv, running_mean, running_var, input):
-    return tuple(_nothing(input) if a is None else _tensor(a, t.dtype, t)
+    return tuple(_nothing(input) if a is None else _tensor(a, t.dtype)
                  for a, t in ((rm, running_mean), (rv, running_var)))
 
 
@@ -390,8 +378,8 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     out, saved = F.batch_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
                               training=training, momentum=momentum, eps=eps, layout=layout,
                               return_saved=True)
-    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
-            _stats(saved.rstd, input), *_running_results(rm, rv, running_mean, running_var,
+    return (_channel_result(out, layout, input.dtype), _stats(saved.mean),
+            _stats(saved.rstd), *_running_results(rm, rv, running_mean, running_var,
                                                          input))
 
 
@@ -422,9 +410,9 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Te
 
 def _channel_grads(dx, dw, db, layout, input, weight):
     pdtype = weight.dtype if weight is not None else input.dtype
-    return (_channel_result(dx, layout, input.dtype, input),
-            _nothing(input) if dw is None else _tensor(dw, pdtype, input),
-            _nothing(input) if db is None else _tensor(db, pdtype, input))
+    return (_channel_result(dx, layout, input.dtype),
+            _nothing(input) if dw is None else _tensor(dw, pdtype),
+            _nothing(input) if db is None else _tensor(db, pdtype))
 
 
 def _fake_channel_grads(input, weight, want_bias):
@@ -479,8 +467,7 @@ def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor],
     layout, x = _channel_arrays(input, dtype)
     out, saved = F.group_norm(x, num_groups, _array(weight, dtype), _array(bias, dtype), eps,
                               layout=layout, return_saved=True)
-    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
-            _stats(saved.rstd, input))
+    return _channel_result(out, layout, input.dtype), _stats(saved.mean), _stats(saved.rstd)
 
 
 @_group_norm.register_fake
@@ -544,8 +531,8 @@ def _instance_norm(input: Tensor, running_mean: Optional[Tensor],
     out, saved = F.instance_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
                                  use_input_stats=use_input_stats, momentum=momentum, eps=eps,
                                  layout=layout, return_saved=True)
-    return (_channel_result(out, layout, input.dtype, input), _stats(saved.mean, input),
-            _stats(saved.rstd, input), *_running_results(rm, rv, running_mean, running_var,
+    return (_channel_result(out, layout, input.dtype), _stats(saved.mean),
+            _stats(saved.rstd), *_running_results(rm, rv, running_mean, running_var,
                                                          input))
 
 
@@ -615,7 +602,7 @@ def _local_response_norm(input: Tensor, size: int, alpha: float, beta: float,
                          k: float) -> Tensor:
     dtype = _compute_dtype(input)
     out = F.local_response_norm(_array(input, dtype), size, alpha, beta, k)
-    return _tensor(out, input.dtype, input)
+    return _tensor(out, input.dtype)
 
 
 @_local_response_norm.register_fake
@@ -629,7 +616,7 @@ def _local_response_norm_backward(grad_output: Tensor, input: Tensor, size: int,
     dtype = _compute_dtype(input)
     dx, = F.local_response_norm_backward(_array(grad_output, dtype), _array(input, dtype),
                                          size, alpha, beta, k)
-    return _tensor(dx, input.dtype, input)
+    return _tensor(dx, input.dtype)
 
 
 @_local_response_norm_backward.register_fake
@@ -660,7 +647,7 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
 @_operator("normalize")
 def _normalize(input: Tensor, p: float, dim: int, eps: float) -> Tensor:
     dtype = _compute_dtype(input)
-    return _tensor(F.normalize(_array(input, dtype), p, dim, eps), input.dtype, input)
+    return _tensor(F.normalize(_array(input, dtype), p, dim, eps), input.dtype)
 
 
 @_normalize.register_fake
@@ -673,7 +660,7 @@ def _normalize_backward(grad_output: Tensor, input: Tensor, p: float, dim: int,
                         eps: float) -> Tensor:
     dtype = _compute_dtype(input)
     dx, = F.normalize_backward(_array(grad_output, dtype), _array(input, dtype), p, dim, eps)
-    return _tensor(dx, input.dtype, input)
+    return _tensor(dx, input.dtype)
 
 
 @_normalize_backward.register_fake
@@ -714,7 +701,7 @@ def _switchable_norm(input: Tensor, weight: Optional[Tensor], bias: Optional[Ten
     out = F.switchable_norm(x, _array(weight, dtype), _array(bias, dtype),
                             _array(mean_weight, dtype), _array(var_weight, dtype), rm, rv,
                             training, momentum, eps, using_bn, layout=layout)
-    return (_channel_result(out, layout, input.dtype, input),
+    return (_channel_result(out, layout, input.dtype),
             *_running_results(rm, rv, running_mean, running_var, input))
 
 
@@ -740,8 +727,8 @@ def _switchable_norm_backward(grad_output: Tensor, input: Tensor, weight: Option
         _array(var_weight, dtype), _array(running_mean, dtype), _array(running_var, dtype),
         training, eps=eps, using_bn=using_bn, layout=layout)
     dx, dw, db = _channel_grads(dx, dw, db, layout, input, weight)
-    return (dx, dw, db, _tensor(dmw, mean_weight.dtype, input),
-            _tensor(dvw, var_weight.dtype, input))
+    return (dx, dw, db, _tensor(dmw, mean_weight.dtype),
+            _tensor(dvw, var_weight.dtype))
 
 
 @_switchable_norm_backward.register_fake

@@ -462,7 +462,8 @@ def test_bad_input_is_a_torch_style_error_naming_the_argument():
         ft.layer_norm(x, (7,))
     with pytest.raises(ValueError, match="weight"):
         ft.group_norm(torch.randn(2, 4, 3), 2, torch.ones(3))
-    with pytest.raises(TypeError, match="weight has dtype torch.float64 but input has torch.float32"):
+    with pytest.raises(TypeError, match="weight has dtype torch.float64 but input has "
+                                        "torch.float32"):
         ft.layer_norm(x, (8,), torch.ones(8, dtype=torch.float64))
 
 
