@@ -14,7 +14,12 @@ from numbers import Integral
 
 import numpy as np
 import sklearn.preprocessing._data as _sk
-from sklearn.utils._param_validation import Options, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    validate_params,
+)
 
 from . import _backend
 from ._common import FLOAT_DTYPES, _canonical, _for_sklearn
@@ -45,6 +50,11 @@ def _sklearn_function(constraints, prefer_skip_nested_validation):
             params.apply_defaults()
             params = params.arguments
             X = params["X"]
+            if "sparse matrix" not in constraints["X"] and _backend.is_sparse(X):
+                # a CuPy matrix passes scikit-learn's "array-like" test, a SciPy one not
+                raise InvalidParameterError(
+                    f"The 'X' parameter of {function.__name__} must be an array-like. "
+                    f"Got {X!r} instead.")
             if _for_sklearn(X):
                 if params.pop("out") is not None:
                     raise TypeError("out= takes NumPy arrays; it cannot be used with "
