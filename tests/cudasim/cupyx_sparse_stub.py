@@ -99,6 +99,7 @@ class _compressed_sparse_matrix(spmatrix):
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self.data.dtype)
     nnz = property(lambda self: self.data.size)
+    size = property(lambda self: self.data.size)  # CuPy's: the stored values
 
     def getnnz(self, axis=None):
         if axis is not None:
