@@ -10,9 +10,35 @@ only when CuPy arrays are seen.
 from ._config import get_config
 
 
+def _is_cupyx(x):
+    return type(x).__module__.split(".")[0] == "cupyx"
+
+
 def array_library(x):
-    """'cupy' for a CuPy array, 'numpy' for everything else."""
-    return "cupy" if type(x).__module__.split(".")[0] == "cupy" else "numpy"
+    """'cupy' for a CuPy array or a CuPy sparse matrix (cupyx.scipy.sparse),
+    'numpy' for everything else."""
+    return "cupy" if type(x).__module__.split(".")[0] == "cupy" or _is_cupyx(x) else "numpy"
+
+
+def is_sparse(x):
+    """Whether x is a sparse matrix: SciPy's (on the CPU) or CuPy's
+    (cupyx.scipy.sparse, on the GPU)."""
+    if _is_cupyx(x):
+        import cupyx.scipy.sparse
+        return cupyx.scipy.sparse.issparse(x)
+    import scipy.sparse
+    return scipy.sparse.issparse(x)
+
+
+def _device_array(a):
+    """The device array that tells where `a` lives: a CuPy sparse matrix's
+    data (CuPy's sparse matrices have no usable .device)."""
+    return a.data if _is_cupyx(a) and is_sparse(a) else a
+
+
+def device_id(a):
+    """The id of the GPU that CuPy array or sparse matrix `a` lives on."""
+    return _device_array(a).device.id
 
 
 def namespace(x):
@@ -47,20 +73,9 @@ class _GpuKernels:
 _GPU = _GpuKernels()
 
 
-def refuse_gpu_sparse(x, name="X"):
-    """NotImplementedError for a CuPy sparse matrix (cupyx.scipy.sparse),
-    which has no GPU path yet."""
-    if type(x).__module__.split(".")[0] == "cupyx":
-        raise NotImplementedError(
-            f"{name} is a CuPy sparse matrix ({type(x).__name__}); fastnorm's GPU path takes "
-            "dense CuPy arrays only so far. Use X.toarray() on the device, or a SciPy sparse "
-            "matrix on the CPU (X.get()).")
-
-
 def ops_for(*arrays, name="X"):
-    """The kernel module that serves these arrays (all must live in one place)."""
-    for a in arrays:
-        refuse_gpu_sparse(a, name)
+    """The kernel module that serves these arrays (all must live in one place;
+    a sparse matrix lives where its data does)."""
     if any(type(a).__module__.split(".")[0] == "dask" for a in arrays):
         # np.asarray would gather the whole collection here, silently
         raise TypeError(f"{name} is a Dask collection; this function takes in-memory arrays. "
@@ -83,7 +98,7 @@ def ops_for(*arrays, name="X"):
                         "arrays (cupy.asnumpy(X)); fastnorm does not copy between device "
                         "and host implicitly.")
     if lib == "cupy":
-        devices = {a.device.id for a in arrays if a is not None and array_library(a) == "cupy"}
+        devices = {device_id(a) for a in arrays if a is not None and array_library(a) == "cupy"}
         if len(devices) > 1:
             raise TypeError(f"{name}: the arrays of one call live on different GPUs "
                             f"{sorted(devices)}; fastnorm does not copy between devices")

@@ -3,11 +3,11 @@
 and min-max pieces both compute with.
 """
 import numpy as np
-import scipy.sparse as sp
 import sklearn
 from sklearn.utils._array_api import _is_numpy_namespace, get_namespace
 
 from . import _backend, _dask
+from ._validation import check_sparse_format
 
 # float16 is kept, as scikit-learn keeps it; the kernels see it as float32
 FLOAT_DTYPES = (np.float64, np.float32, np.float16)
@@ -27,7 +27,7 @@ def _for_sklearn(X):
     scikit-learn's array API dispatch is on. CuPy is fastnorm's own (its GPU
     path answers for it), never handed over silently."""
     if not sklearn.get_config()["array_api_dispatch"] or isinstance(X, np.ndarray) \
-            or sp.issparse(X) or _dask.is_dask_collection(X) \
+            or _backend.is_sparse(X) or _dask.is_dask_collection(X) \
             or _backend.array_library(X) == "cupy":
         return False
     xp, is_array_api = get_namespace(X)
@@ -35,12 +35,12 @@ def _for_sklearn(X):
 
 
 def _canonical(X):
-    """X checked and without duplicate entries (scipy sums them; kernels read
-    entries once). The kernels index with X's indices unchecked: an index out
-    of range (scipy builds such a matrix without complaint) is a ValueError
-    here, not a read out of bounds."""
+    """X (SciPy's or CuPy's) checked and without duplicate entries (scipy sums
+    them; kernels read entries once). The kernels index with X's indices
+    unchecked: an index out of range (scipy builds such a matrix without
+    complaint) is a ValueError here, not a read out of bounds."""
     try:
-        X.check_format(full_check=True)
+        check_sparse_format(X)
     except ValueError as exc:
         raise ValueError(f"X is a malformed sparse matrix: {exc}") from None
     if getattr(X, "has_canonical_format", True):  # DOK/LIL cannot hold duplicates
@@ -55,13 +55,13 @@ def _scale_sparse_cols(X, copy, factor):
     into a new matrix (copy: one pass, the scaled values go straight into the
     new data array) or into X's own data."""
     X = _canonical(X)
-    copy = copy or not X.data.flags.writeable  # read-only data: a copy, as scikit-learn
+    copy = copy or not _backend.is_writeable(X.data)  # read-only: a copy, as scikit-learn
     if factor is None or not X.nnz:
         return X.copy() if copy else X
     if not copy:
         _backend.ops_for(X.data).sparse_scale_cols(X, factor, X.data)
         return X
-    data = np.empty_like(X.data)
+    data = _backend.namespace(X.data).empty_like(X.data)
     _backend.ops_for(data).sparse_scale_cols(X, factor, data)
     return type(X)((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
 

@@ -13,10 +13,13 @@ import inspect
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 import sklearn.preprocessing._data as _sk
-from sklearn.utils._param_validation import Options, StrOptions, validate_params
-from sklearn.utils.validation import check_array
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    validate_params,
+)
 
 from . import _backend
 from ._common import FLOAT_DTYPES, _canonical, _for_sklearn
@@ -26,6 +29,7 @@ from ._validation import (
     check_bool,
     check_choice,
     check_out,
+    check_sparse,
     output_for,
     raise_if_not_finite,
 )
@@ -46,6 +50,11 @@ def _sklearn_function(constraints, prefer_skip_nested_validation):
             params.apply_defaults()
             params = params.arguments
             X = params["X"]
+            if "sparse matrix" not in constraints["X"] and _backend.is_sparse(X):
+                # a CuPy matrix passes scikit-learn's "array-like" test, a SciPy one not
+                raise InvalidParameterError(
+                    f"The 'X' parameter of {function.__name__} must be an array-like. "
+                    f"Got {X!r} instead.")
             if _for_sklearn(X):
                 if params.pop("out") is not None:
                     raise TypeError("out= takes NumPy arrays; it cannot be used with "
@@ -132,7 +141,7 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
     (CSR, or CSC with axis=0) is normalized over its stored values; as in
     scikit-learn, ``return_norm=True`` works there only with norm="max".
     """
-    if sp.issparse(X):
+    if _backend.is_sparse(X):
         return _normalize_sparse(X, norm, axis, copy, return_norm, out)
     norm = check_choice(norm, {"l1", "l2", "max"}, "norm")
     return_norm = check_bool(return_norm, "return_norm")
@@ -167,9 +176,9 @@ def normalize(X, norm="l2", *, axis=1, copy=True, return_norm=False, out=None):
 
 def _normalize_sparse(X, norm, axis, copy, return_norm, out):
     """normalize() of a sparse matrix, with scikit-learn's checks and errors."""
-    X = check_array(X, accept_sparse="csc" if axis == 0 else "csr", copy=copy,
-                    estimator="the normalize function", dtype=FLOAT_DTYPES,
-                    force_writeable=True)
+    X = check_sparse(X, accept_sparse="csc" if axis == 0 else "csr", copy=copy,
+                     estimator="the normalize function", dtype=FLOAT_DTYPES,
+                     force_writeable=True)
     if out is not None:
         raise TypeError("out= takes dense arrays; sparse X is normalized into a sparse matrix")
     if return_norm and norm in ("l1", "l2"):

@@ -26,7 +26,6 @@ are refused; duplicate sparse entries are summed first (as scipy reads them).
 import functools
 
 import numpy as np
-import scipy.sparse as sp
 import sklearn
 import sklearn.preprocessing as skp
 from sklearn.base import _fit_context
@@ -43,7 +42,7 @@ from ._common import (
 )
 from ._docs import document_class, paragraph
 from ._functions import normalize  # Normalizer is this function
-from ._validation import as_float_array, check_sample_weight, warn_on_overflow
+from ._validation import as_float_array, check_sample_weight, check_sparse, warn_on_overflow
 
 __all__ = ["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer"]
 
@@ -57,7 +56,6 @@ def _sklearn_for_other_namespaces(method):
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
-        _backend.refuse_gpu_sparse(X)
         _check_fitted_library(self, X, first_fit=name == "fit")
         to_sklearn = _for_sklearn(X) or (
             not fits and getattr(self, "_fitted_by_sklearn", False)
@@ -85,9 +83,10 @@ def _check_fitted_library(estimator, X, first_fit):
     if fitted is None or not hasattr(X, "shape") or _dask.is_dask_collection(X):
         return
     have, got = _backend.array_library(fitted), _backend.array_library(X)
-    if have == got == "cupy" and fitted.device.id != X.device.id:
-        raise TypeError(f"{type(estimator).__name__} was fitted on GPU {fitted.device.id} but "
-                        f"X is on GPU {X.device.id}; fastnorm does not copy between devices")
+    if have == got == "cupy" and _backend.device_id(fitted) != _backend.device_id(X):
+        raise TypeError(f"{type(estimator).__name__} was fitted on GPU "
+                        f"{_backend.device_id(fitted)} but X is on GPU {_backend.device_id(X)}; "
+                        "fastnorm does not copy between devices")
     if have != got:
         raise TypeError(f"{type(estimator).__name__} was fitted on {have} arrays (its fitted "
                         f"attributes live {'on the GPU' if have == 'cupy' else 'in host memory'}) "
@@ -99,10 +98,13 @@ def _on_gpu(X):
     return _backend.array_library(X) == "cupy"
 
 
-def _gpu_input(estimator, X, reset):
+def _gpu_input(estimator, X, reset, **sparse_params):
     """A CuPy X validated as validate_data would (feature count and names
     bookkeeping, 2-D, non-empty, float16/32/64; integers to float64), on its
-    device."""
+    device; a CuPy sparse matrix as validate_data(**sparse_params) would
+    check a SciPy one (see check_sparse)."""
+    if _backend.is_sparse(X):
+        return check_sparse(X, estimator, reset=reset, dtype=FLOAT_DTYPES, **sparse_params)
     if estimator is not None:
         validate_data(estimator, X, reset=reset, skip_check_array=True)
     return as_float_array(X, "X", gpu_for="fastnorm.preprocessing")[0]
@@ -128,22 +130,29 @@ def _validated(estimator, X, *, reset, copy, **kwargs):
     float array) or X is already a private converted copy.
     """
     if _on_gpu(X):
-        Xc = _gpu_input(estimator, X, reset)
+        Xc = _gpu_input(estimator, X, reset, ensure_all_finite=False, **kwargs)
+        if _backend.is_sparse(Xc):
+            return _sparse_without_inf(Xc), None
         in_place = Xc is not X or not copy
         return Xc, (Xc if in_place else _backend.namespace(Xc).empty_like(Xc))
     Xc = validate_data(estimator, X, reset=reset, dtype=FLOAT_DTYPES,
                        ensure_all_finite=False, **kwargs) if estimator is not None else \
         check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=False, **kwargs)
-    if sp.issparse(Xc):
-        if np.isinf(Xc.data).any():
-            raise _inf_error(Xc)
-        return Xc, None
+    if _backend.is_sparse(Xc):
+        return _sparse_without_inf(Xc), None
     # private: a buffer validation made that nobody else sees (a DataFrame's
     # values may be a view of the frame, so only lists and converted arrays)
     private = isinstance(X, (list, tuple)) or (
         isinstance(X, np.ndarray) and not np.may_share_memory(Xc, X))
     in_place = Xc.flags.writeable and (private or not copy)
     return Xc, (Xc if in_place else np.empty_like(Xc, order="K"))
+
+
+def _sparse_without_inf(X):
+    """X, or a ValueError when its stored values hold an infinity."""
+    if bool(_backend.namespace(X.data).isinf(X.data).any()):
+        raise _inf_error(X)
+    return X
 
 
 def _skips_validation(estimator, X):
@@ -165,7 +174,7 @@ def _fit_input(estimator, X, reset, **kwargs):
     rows and columns, in which scikit-learn's checks (~100 us) would find
     nothing to convert or refuse (dense infinities are found by the kernels)."""
     if _on_gpu(X):
-        return _gpu_input(estimator, X, reset)
+        return _gpu_input(estimator, X, reset, **kwargs)
     plain = (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] > 0 and X.shape[1] > 0
              and (X.dtype == np.float64 or X.dtype == np.float32))
     if plain and reset:
@@ -295,7 +304,7 @@ class StandardScaler(skp.StandardScaler):
         else:
             X = _fit_input(self, X, reset=first_call, accept_sparse=("csr", "csc"),
                            # sparse: scikit-learn's scan of X.data is cheap
-                           ensure_all_finite="allow-nan" if sp.issparse(X) else False)
+                           ensure_all_finite="allow-nan" if _backend.is_sparse(X) else False)
             callbacks = self._begin_fit_task(X, y, sample_weight)
             self._partial_fit_in_memory(X, sample_weight, first_call)
         callbacks.call_on_fit_task_end(estimator=self, X=X, y=y,
@@ -311,7 +320,7 @@ class StandardScaler(skp.StandardScaler):
         return callbacks
 
     def _partial_fit_in_memory(self, X, sample_weight, first_call):
-        sparse = sp.issparse(X)
+        sparse = _backend.is_sparse(X)
         dtype = X.dtype
         X = _for_kernels(X)
         if sample_weight is not None and _on_gpu(X):
@@ -411,7 +420,7 @@ class StandardScaler(skp.StandardScaler):
     def transform(self, X, copy=None):
         copy = copy if copy is not None else self.copy
         X, out = _transform_input(self, X, copy, accept_sparse="csr")
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             if self.with_mean:
                 raise ValueError("Cannot center sparse matrices: pass `with_mean=False` "
                                  "instead. See docstring for motivation and alternatives.")
@@ -441,7 +450,7 @@ class StandardScaler(skp.StandardScaler):
         check_is_fitted(self)
         copy = copy if copy is not None else self.copy
         X, out = _validated(None, X, reset=False, copy=copy, accept_sparse="csr")
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             if self.with_mean:
                 raise ValueError("Cannot uncenter sparse matrices: pass `with_mean=False` "
                                  "instead See docstring for motivation and alternatives.")
@@ -467,7 +476,7 @@ class MinMaxScaler(skp.MinMaxScaler):
         if lo >= hi:
             raise ValueError("Minimum of desired feature range must be smaller than "
                              f"maximum. Got {self.feature_range}.")
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             raise TypeError("MinMaxScaler does not support sparse input. "
                             "Consider using MaxAbsScaler instead.")
         first_pass = not hasattr(self, "n_samples_seen_")
@@ -530,9 +539,9 @@ class MaxAbsScaler(skp.MaxAbsScaler):
     @_sklearn_for_other_namespaces
     def partial_fit(self, X, y=None):
         first_pass = not hasattr(self, "n_samples_seen_")
-        if sp.issparse(X):
-            X = validate_data(self, X, reset=first_pass, dtype=FLOAT_DTYPES,
-                              accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan")
+        if _backend.is_sparse(X):
+            X = check_sparse(X, self, reset=first_pass, dtype=FLOAT_DTYPES,
+                             accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan")
             max_abs = _backend.ops_for(X.data).sparse_col_max_abs(_canonical(X)).astype(X.dtype)
             n_rows = X.shape[0]
         else:
@@ -553,7 +562,7 @@ class MaxAbsScaler(skp.MaxAbsScaler):
     def transform(self, X):
         X, out = _transform_input(self, X, self.copy, accept_sparse=("csr", "csc"))
         factor = 1.0 / self.scale_.astype(X.dtype).astype(np.float64)
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             out = _scale_sparse_cols(X, self.copy, factor)
             if self.clip:
                 np.clip(out.data, -1.0, 1.0, out=out.data)
@@ -569,7 +578,7 @@ class MaxAbsScaler(skp.MaxAbsScaler):
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             return _scale_sparse_cols(X, self.copy, self.scale_.astype(X.dtype))
         return _affine(X, out, scale=self.scale_.astype(X.dtype))
 
@@ -591,8 +600,9 @@ class RobustScaler(skp.RobustScaler):
                 "merge exactly: fit it on a NumPy array (X.compute(), when it fits in "
                 "memory), or scale Dask input with StandardScaler, MinMaxScaler or "
                 "MaxAbsScaler. A fitted RobustScaler transforms Dask input lazily.")
-        sparse = sp.issparse(X)
-        X = _gpu_input(self, X, reset=True) if _on_gpu(X) else validate_data(
+        sparse = _backend.is_sparse(X)
+        X = _gpu_input(self, X, reset=True, accept_sparse="csc",
+                       ensure_all_finite="allow-nan") if _on_gpu(X) else validate_data(
             self, X, dtype=FLOAT_DTYPES, accept_sparse="csc",
             ensure_all_finite="allow-nan" if sparse else False)
         q_min, q_max = self.quantile_range
@@ -621,7 +631,7 @@ class RobustScaler(skp.RobustScaler):
     @_sklearn_for_other_namespaces
     def transform(self, X):
         X, out = _transform_input(self, X, self.copy, accept_sparse=("csr", "csc"))
-        if sp.issparse(X):  # fit refused centering sparse data
+        if _backend.is_sparse(X):  # fit refused centering sparse data
             return _scale_sparse_cols(X, self.copy,
                                       1.0 / self.scale_ if self.with_scaling else None)
         shift = self.center_ if self.with_centering else 0.0
@@ -634,7 +644,7 @@ class RobustScaler(skp.RobustScaler):
         check_is_fitted(self)
         X, out = _validated(None, X, reset=False, copy=self.copy,
                             accept_sparse=("csr", "csc"))
-        if sp.issparse(X):
+        if _backend.is_sparse(X):
             return _scale_sparse_cols(X, self.copy, self.scale_ if self.with_scaling else None)
         scale = self.scale_ if self.with_scaling else 1.0
         offset = self.center_ if self.with_centering else 0.0
@@ -656,16 +666,16 @@ class Normalizer(skp.Normalizer):
             _dask.check_features(self, X, columns, reset=True)
             return self
         if _on_gpu(X):
-            _gpu_input(self, X, reset=True)
+            _gpu_input(self, X, reset=True, accept_sparse="csr")
             return self
         return super().fit(X, y)
 
     @_sklearn_for_other_namespaces
     def transform(self, X, copy=None):
         copy = copy if copy is not None else self.copy
-        if sp.issparse(X):
-            X = validate_data(self, X, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,
-                              copy=copy, force_writeable=True)
+        if _backend.is_sparse(X):
+            X = check_sparse(X, self, accept_sparse="csr", reset=False, dtype=FLOAT_DTYPES,
+                             copy=copy, force_writeable=True)
             X = _canonical(X)
             _backend.ops_for(X.data).sparse_normalize_rows(X, self.norm, X.data)
             return X

@@ -31,7 +31,7 @@ def as_float_array(X, name="X", *, allow_1d=False, allow_empty=False, gpu_for=No
     """
     if X is None:
         raise TypeError(f"{name} must be an array, got None")
-    if sp.issparse(X):
+    if _backend.is_sparse(X):
         raise TypeError(f"{name} is a sparse matrix; this function takes dense "
                         f"arrays (convert with {name}.toarray())")
     _backend.ops_for(X, name=name)  # Dask, or a backend the data is not on
@@ -94,6 +94,83 @@ def _as_float_device_array(X, name, allow_1d, allow_empty):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
     _check_dims(out, name, allow_1d, allow_empty)
     return out, out is not X
+
+
+def check_sparse(X, _estimator=None, /, *, reset=None, **check_params):
+    """scikit-learn's input check of a sparse X, SciPy's or CuPy's alike:
+    validate_data(_estimator, X, reset=reset, **check_params) with an
+    estimator, else check_array(X, **check_params).
+
+    A CuPy sparse matrix (cupyx.scipy.sparse) stays on its device:
+    scikit-learn's checks run on an empty SciPy matrix of X's shape, format
+    and dtype (so the errors, the format and dtype chosen, and the feature
+    bookkeeping are scikit-learn's own), and X is converted to what they
+    chose on the device. The one check that reads the data, finiteness, is
+    made on the device and reported by scikit-learn's assert_all_finite.
+    """
+    from sklearn.utils.validation import check_array, validate_data
+    if _backend.array_library(X) != "cupy":
+        if _estimator is not None:
+            return validate_data(_estimator, X, reset=reset, **check_params)
+        return check_array(X, **check_params)
+    # never copies or checks the (empty) host stand-in's data
+    host_params = {**check_params, "copy": False, "ensure_all_finite": False}
+    stand_in = sp.csr_matrix(X.shape, dtype=X.dtype).asformat(X.format)
+    if _estimator is not None:
+        chosen = validate_data(_estimator, stand_in, reset=reset, **host_params)
+        input_name, estimator_name = "X", type(_estimator).__name__
+    else:
+        chosen = check_array(stand_in, **host_params)
+        estimator = check_params.get("estimator")
+        input_name = check_params.get("input_name", "")
+        estimator_name = estimator if isinstance(estimator, str) or estimator is None \
+            else type(estimator).__name__
+    converted = X.format != chosen.format or X.dtype != chosen.dtype
+    if X.format != chosen.format:
+        X = X.asformat(chosen.format)
+    if X.dtype != chosen.dtype:
+        X = X.astype(chosen.dtype)
+    if check_params.get("copy", False) and not converted:
+        X = X.copy()
+    finite = check_params.get("ensure_all_finite", True)
+    if finite is not False:
+        xp = _backend.namespace(X)
+        has_inf, has_nan = (bool(v) for v in xp.stack(
+            [xp.isinf(X.data).any(), xp.isnan(X.data).any()]).get())
+        if has_inf or (has_nan and finite != "allow-nan"):
+            # scikit-learn's error for these values, word for word
+            from sklearn.utils import assert_all_finite
+            assert_all_finite(np.array([np.inf] * has_inf + [np.nan] * has_nan, X.dtype),
+                              allow_nan=finite == "allow-nan", estimator_name=estimator_name,
+                              input_name=input_name)
+    return X
+
+
+def check_sparse_format(X):
+    """ValueError unless sparse X's structure is sound (scipy's
+    check_format(full_check=True); for a CuPy matrix, which has no
+    check_format, the same checks on the device, read back at once): the
+    kernels index with X's indices unchecked."""
+    if _backend.array_library(X) != "cupy":
+        X.check_format(full_check=True)
+        return
+    xp = _backend.namespace(X)
+    n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
+    if X.indptr.shape != (n_major + 1,) or X.indices.shape != X.data.shape:
+        raise ValueError(f"index pointer size {X.indptr.shape} or index size "
+                         f"{X.indices.shape} does not fit shape {X.shape} and "
+                         f"{X.data.shape[0]} stored values")
+    minor = "column" if X.format == "csr" else "row"
+    problems = xp.stack([X.indptr[0] != 0, X.indptr[-1] != X.data.shape[0],
+                         (X.indptr[1:] < X.indptr[:-1]).any(), (X.indices < 0).any(),
+                         (X.indices >= n_minor).any()]).get()
+    messages = ["index pointer should start with 0",
+                "last value of index pointer should be the number of stored values",
+                "index pointer values must form a non-decreasing sequence",
+                f"{minor} index values must be >= 0", f"{minor} index values must be < {n_minor}"]
+    for bad, message in zip(problems, messages):
+        if bad:
+            raise ValueError(message)
 
 
 def raise_if_not_finite(X, name="X", *, allow_nan=False):

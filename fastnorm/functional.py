@@ -47,6 +47,9 @@ def _float_array(x, name, *, keep_byte_order=False, gpu=False):
     kernels take it); otherwise CuPy input is a NotImplementedError."""
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
+    if _backend.is_sparse(x):  # SciPy's or CuPy's
+        raise TypeError(f"{name} is a sparse matrix; this function takes dense arrays "
+                        f"(convert with {name}.toarray())")
     _backend.ops_for(x, name=name)
     if _backend.array_library(x) == "cupy":
         if not gpu:

@@ -21,10 +21,8 @@ another namespace (torch, array-api-strict, ...) go to scikit-learn's own
 function.
 """
 import numpy as np
-import scipy.sparse as sp
 import sklearn.preprocessing._data as _sk
 from sklearn.utils._param_validation import validate_parameter_constraints
-from sklearn.utils.validation import check_array
 
 from . import _backend, _docs
 from ._chunked import partial_fit_chunks
@@ -40,7 +38,13 @@ from ._functions import (
 # The transformer classes (scikit-learn's estimators on these kernels): the
 # functions take their parameter checks and sparse paths from them
 from ._scalers import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
-from ._validation import check_bool, check_range_pair, raise_if_not_finite, warn_on_overflow
+from ._validation import (
+    check_bool,
+    check_range_pair,
+    check_sparse,
+    raise_if_not_finite,
+    warn_on_overflow,
+)
 
 __all__ = ["scale", "minmax_scale", "maxabs_scale", "robust_scale", "normalize",
            "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer",
@@ -63,7 +67,7 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
     zero for its spread (1e8 + N(0, 1)) keeps its digits, as scikit-learn's
     re-centring keeps them.
     """
-    if sp.issparse(X):
+    if _backend.is_sparse(X):
         return _scale_sparse(X, axis, with_mean, with_std, copy, out)
     with_mean = check_bool(with_mean, "with_mean")
     with_std = check_bool(with_std, "with_std")
@@ -97,9 +101,9 @@ def scale(X, *, axis=0, with_mean=True, with_std=True, copy=True, out=None):
 
 def _scale_sparse(X, axis, with_mean, with_std, copy, out):
     """scale() of a sparse matrix, with scikit-learn's checks and errors."""
-    X = check_array(X, accept_sparse="csc", copy=copy, ensure_2d=False,
-                    estimator="the scale function", dtype=FLOAT_DTYPES,
-                    ensure_all_finite="allow-nan")
+    X = check_sparse(X, accept_sparse="csc", copy=copy, ensure_2d=False,
+                     estimator="the scale function", dtype=FLOAT_DTYPES,
+                     ensure_all_finite="allow-nan")
     if with_mean:
         raise ValueError("Cannot center sparse matrices: pass `with_mean=False` instead"
                          " See docstring for motivation and alternatives.")
@@ -112,8 +116,8 @@ def _scale_sparse(X, axis, with_mean, with_std, copy, out):
     X = _canonical(X)
     count, _, m2 = _backend.ops_for(X.data).sparse_col_moments(X)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = _sk._handle_zeros_in_scale(m2 / count, copy=False)
-    return _scale_sparse_cols(X, False, 1.0 / np.sqrt(var))
+        var = _handle_zeros_in_scale(m2 / count, np.float64, False)
+    return _scale_sparse_cols(X, False, 1.0 / _backend.namespace(var).sqrt(var))
 
 
 def _min_max(ops, X2, axis):
@@ -163,7 +167,7 @@ def maxabs_scale(X, *, axis=0, copy=True, out=None):
     value, as sklearn.preprocessing.maxabs_scale (NaNs ignored and kept;
     sparse X as scikit-learn takes it)."""
     _check_estimator_params(MaxAbsScaler, copy=copy)
-    if sp.issparse(X):
+    if _backend.is_sparse(X):
         return _scale_sparse_with(MaxAbsScaler(copy=copy), X, axis, out)
     X, X2, axis, Y, Y2 = _prepare(X, axis, copy, out, rows_of_1d=True)
     ops = _backend.ops_for(X, out, name="X")
@@ -177,8 +181,8 @@ def maxabs_scale(X, *, axis=0, copy=True, out=None):
 def _scale_sparse_with(scaler, X, axis, out):
     """A sparse matrix scaled by a fastnorm scaler along `axis`, as
     scikit-learn's maxabs_scale/robust_scale do it."""
-    X = check_array(X, accept_sparse=("csr", "csc"), copy=False, ensure_2d=False,
-                    dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan")
+    X = check_sparse(X, accept_sparse=("csr", "csc"), copy=False, ensure_2d=False,
+                     dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan")
     if out is not None:
         raise TypeError("out= takes dense arrays; sparse X is scaled into a sparse matrix")
     return scaler.fit_transform(X) if axis == 0 else scaler.fit_transform(X.T).T
@@ -195,7 +199,7 @@ def robust_scale(X, *, axis=0, with_centering=True, with_scaling=True,
     _check_estimator_params(RobustScaler, with_centering=with_centering,
                             with_scaling=with_scaling, quantile_range=quantile_range,
                             copy=copy, unit_variance=unit_variance)
-    if sp.issparse(X):
+    if _backend.is_sparse(X):
         return _scale_sparse_with(
             RobustScaler(with_centering=with_centering, with_scaling=with_scaling,
                          quantile_range=quantile_range, copy=copy,

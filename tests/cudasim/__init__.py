@@ -6,7 +6,10 @@ kernel source for the host (include/cudasim.h) and runs every block's
 threads as fibers, with __syncthreads, __shared__ memory, warp shuffles
 and atomics honoured. `installed(stub)` puts the stand-in in
 sys.modules["cupy"] for the duration of a test, so that fastnorm's GPU
-path (which imports cupy lazily) runs on it.
+path (which imports cupy lazily) runs on it, and with it the stand-ins for
+`cupyx` and `cupyx.scipy.sparse` (cupyx_stub, cupyx_sparse_stub: CSR/CSC
+matrices on cudasim arrays); `sparse_for_tests()` gives the tests their
+`cupyx.scipy.sparse`.
 
 It checks kernel logic (results, barriers every thread reaches, argument
 sizes, launch bounds) but cannot see races, memory errors or timing: a
@@ -37,6 +40,18 @@ def cupy_for_tests():
     return cupy_stub, True
 
 
+def sparse_for_tests():
+    """The cupyx.scipy.sparse module that goes with cupy_for_tests()'s cupy."""
+    if real_cupy_with_gpu() is not None:
+        import cupyx.scipy.sparse
+        return cupyx.scipy.sparse
+    from . import cupyx_sparse_stub
+    return cupyx_sparse_stub
+
+
+_CUPYX_MODULES = ("cupyx", "cupyx.scipy", "cupyx.scipy.sparse")
+
+
 def _clear_fastnorm_caches():
     from fastnorm._cuda import _launch, _loader
     _loader._module.cache_clear()
@@ -46,16 +61,21 @@ def _clear_fastnorm_caches():
 
 @contextlib.contextmanager
 def installed(stub):
-    """sys.modules["cupy"] is `stub` inside the block (and fastnorm's
+    """sys.modules["cupy"] is `stub` (and "cupyx", "cupyx.scipy.sparse" the
+    cupyx stand-ins) inside the block (and fastnorm's
     compiled-kernel caches are fresh on both sides of it)."""
-    saved = sys.modules.get("cupy")
-    sys.modules["cupy"] = stub
+    from . import cupyx_stub
+    names = ("cupy",) + _CUPYX_MODULES
+    stubs = (stub, cupyx_stub, cupyx_stub.scipy, cupyx_stub.scipy.sparse)
+    saved = {name: sys.modules.get(name) for name in names}
+    sys.modules.update(zip(names, stubs))
     _clear_fastnorm_caches()
     try:
         yield stub
     finally:
-        if saved is None:
-            sys.modules.pop("cupy", None)
-        else:
-            sys.modules["cupy"] = saved
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
         _clear_fastnorm_caches()

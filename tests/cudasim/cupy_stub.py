@@ -194,6 +194,21 @@ def asnumpy(a, stream=None, order="C", out=None, **_):
     return np.asarray(a, order=order)
 
 
+def argsort(a, axis=-1, kind=None):
+    """CuPy's sorts are stable whatever `kind` (which takes None or 'stable'
+    only); NumPy's default quicksort is not: sort stably here, as CuPy."""
+    if kind not in (None, "stable"):
+        raise ValueError("cudasim: CuPy's argsort takes kind=None or 'stable' only")
+    return _wrap(np.argsort(_unwrap(a), axis=axis, kind="stable"))
+
+
+def sort(a, axis=-1, kind=None):
+    """As argsort: stable, as CuPy's."""
+    if kind not in (None, "stable"):
+        raise ValueError("cudasim: CuPy's sort takes kind=None or 'stable' only")
+    return _wrap(np.sort(_unwrap(a), axis=axis, kind="stable"))
+
+
 def is_available():
     return True
 
