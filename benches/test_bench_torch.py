@@ -47,7 +47,7 @@ def _record(benchmark, case, x, passes, ours, theirs):
         torch.set_num_threads(previous)
     shape = types.SimpleNamespace(nbytes=x.nbytes, shape=tuple(x.shape),
                                   dtype=str(x.dtype).removeprefix("torch."))
-    info = _benchmarks.result_info(_benchmarks.Case(case, None, {}, passes, "copy"), shape,
+    info = _benchmarks.result_info(_benchmarks.Case(case, None, {}, passes, "fresh"), shape,
                                    THREADS, medians["fastnorm"], {"torch": medians["torch"]})
     benchmark.extra_info.update(info)
 

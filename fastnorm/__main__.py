@@ -3,6 +3,7 @@
     python -m fastnorm          the demonstration, then the quick speed table
     python -m fastnorm demo     fastnorm next to scikit-learn on a bundled data set
     python -m fastnorm bench    speed table: fastnorm vs scikit-learn and NumPy
+                                (--plot FILE.png: achieved bandwidth against the machine's)
     python -m fastnorm --version
 
 (``fastnorm`` on the command line is the same as ``python -m fastnorm``.)
@@ -96,8 +97,9 @@ def _progress(i, total, label):
     sys.stderr.flush()
 
 
-def bench(full=False, threads=None, out=None):
-    """Time every benchmark case against its peers and print the table."""
+def bench(full=False, threads=None, out=None, plot=None):
+    """Time every benchmark case against its peers and print the table (and
+    draw it to the file `plot`)."""
     out = out or sys.stdout
     from fastnorm import _benchmarks, config_context
     from fastnorm._config import available_cpus
@@ -133,6 +135,8 @@ def bench(full=False, threads=None, out=None):
     _progress(len(runs), len(runs), f"done in {time.perf_counter() - start:.0f} s")
     sys.stderr.write("\n")
     print(_benchmarks.format_table(infos), file=out)
+    if plot:
+        print(f"\nplot: {_benchmarks.plot(infos, plot)}", file=out)
     if not full:
         print("\n(python -m fastnorm bench --full times the target shapes "
               f"{', '.join('x'.join(map(str, s)) for s in _benchmarks.FULL_SHAPES)}, "
@@ -168,6 +172,10 @@ def main(argv=None):
     p_bench.add_argument("--threads", type=int, default=None,
                          help="threads for fastnorm and its peers (default: all CPUs "
                               "this process may use)")
+    p_bench.add_argument("--plot", metavar="FILE", default=None,
+                         help="also draw achieved bandwidth per case (fastnorm and its "
+                              "peers) against the machine's measured limits to FILE "
+                              "(.png, .svg, ...; needs matplotlib)")
     args = parser.parse_args(argv)
     if args.command == "bench" and args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be a positive integer, got {args.threads}")
@@ -178,7 +186,8 @@ def main(argv=None):
     if args.command is None:
         print()
     if args.command in (None, "bench"):
-        bench(full=getattr(args, "full", False), threads=getattr(args, "threads", None))
+        bench(full=getattr(args, "full", False), threads=getattr(args, "threads", None),
+              plot=getattr(args, "plot", None))
     return 0 if same else 1
 
 

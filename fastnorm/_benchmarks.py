@@ -33,7 +33,8 @@ class Case:
     fastnorm: Callable
     peers: dict            # peer name -> callable(X)
     passes: int            # minimal bytes = passes * X.nbytes
-    stream: str            # "copy" (read+write) or "read": the bandwidth to compare with
+    stream: str            # the bandwidth to compare with: "read", "copy" (read+write
+    #                        into a given buffer) or "fresh" (read+write into a new one)
 
 
 def _sklearn(name):
@@ -193,15 +194,20 @@ def interleaved_medians(fns, rounds, number):
 
 @lru_cache(maxsize=None)
 def machine_bandwidth(n_threads):
-    """{'read': GB/s, 'copy': GB/s} of this machine's streams over 512 MiB
-    arrays with `n_threads` threads (median of 5). 'copy' counts the bytes
-    read and written."""
+    """{'read': GB/s, 'copy': GB/s, 'fresh': GB/s} of this machine's streams
+    over 512 MiB arrays with `n_threads` threads (median of 5). 'copy' counts
+    the bytes read and written into memory written before; 'fresh' the same
+    into a newly allocated array, whose pages the OS zeroes on first touch:
+    the limit of an operation that allocates its output."""
     from ._cpu import bandwidth_probe as probe  # built like the kernels it judges
     src = np.ones(PROBE_BYTES // 8)
     dst = np.zeros_like(src)
     read = median_time(lambda: probe.read_stream(src, n_threads), 5)
     copy = median_time(lambda: probe.copy_stream(src, dst, n_threads), 5)
-    return {"read": src.nbytes / read / 1e9, "copy": 2 * src.nbytes / copy / 1e9}
+    del dst
+    fresh = median_time(lambda: probe.copy_stream(src, np.empty_like(src), n_threads), 5)
+    return {"read": src.nbytes / read / 1e9, "copy": 2 * src.nbytes / copy / 1e9,
+            "fresh": 2 * src.nbytes / fresh / 1e9}
 
 
 def peer_context(n_threads):
@@ -287,3 +293,43 @@ def format_table(infos):
             f"{s} {g:.1f} GB/s ({t} thr)" for t, s, g in streams))
         out.append(f"kernels: {infos[0]['kernels']}")
     return "\n".join(out)
+
+
+STREAM_LABELS = {"read": "read", "copy": "read + write", "fresh": "read + fresh write"}
+
+
+def plot(infos, path):
+    """Draw achieved bandwidth per case, fastnorm's and each peer's, as bars
+    against the machine's measured stream limits as lines; save to `path`
+    (any format matplotlib writes, by its extension). Needs matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    peers = sorted({k[:-2] for info in infos for k in info
+                    if k.endswith("_s") and k != "fastnorm_s"})
+    contenders = ["fastnorm"] + peers
+    labels = [f"{i['case']}\n{i['shape']} {i['dtype']} {i['threads']}thr" for i in infos]
+    width = 0.8 / len(contenders)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(infos) + 3), 5.5))
+    for k, who in enumerate(contenders):
+        gbps = [i["minimal_bytes"] / i[f"{who}_s"] / 1e9 if i.get(f"{who}_s") else 0.0
+                for i in infos]
+        ax.bar([x + (k - (len(contenders) - 1) / 2) * width for x in range(len(infos))],
+               gbps, width, label=who)
+    for threads in sorted({i["threads"] for i in infos}):
+        limits = machine_bandwidth(threads)
+        for style, (stream, label) in zip(("-", "--", ":"), STREAM_LABELS.items()):
+            ax.axhline(limits[stream], color="black", linestyle=style, linewidth=1,
+                       label=f"machine {label}, {threads} thr ({limits[stream]:.1f} GB/s)")
+    ax.set_xticks(range(len(infos)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("achieved GB/s (minimal bytes / median time)")
+    ax.set_title("fastnorm and its peers against this machine's memory bandwidth")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -42,3 +42,26 @@ def test_bad_threads_is_a_clear_error(capsys):
         cli.main(["bench", "--threads", "0"])
     assert exc.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_bench_plot_draws_a_picture(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_benchmarks, "QUICK_SHAPES", [(3000, 16)])
+    monkeypatch.setattr(_benchmarks, "PROBE_BYTES", 8 * 2**20)
+    _benchmarks.machine_bandwidth.cache_clear()
+    path = tmp_path / "bw.png"
+    try:
+        assert cli.main(["bench", "--threads", "1", "--plot", str(path)]) == 0
+    finally:
+        _benchmarks.machine_bandwidth.cache_clear()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot: {path}" in capsys.readouterr().out
+
+
+def test_machine_bandwidth_measures_the_fresh_write_stream(monkeypatch):
+    monkeypatch.setattr(_benchmarks, "PROBE_BYTES", 8 * 2**20)
+    _benchmarks.machine_bandwidth.cache_clear()
+    try:
+        bw = _benchmarks.machine_bandwidth(1)
+    finally:
+        _benchmarks.machine_bandwidth.cache_clear()
+    assert set(bw) == {"read", "copy", "fresh"} and all(v > 0 for v in bw.values())
