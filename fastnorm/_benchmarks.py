@@ -328,7 +328,7 @@ def plot(infos, path):
     ax.set_xticks(range(len(infos)), labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("achieved GB/s (minimal bytes / median time)")
     ax.set_title("fastnorm and its peers against this machine's memory bandwidth")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
