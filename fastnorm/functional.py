@@ -192,10 +192,61 @@ def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, 
     return dX.reshape(x.shape), as_param(dw), as_param(db)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_MACHINE_EPS = {_F32: float(np.finfo(np.float32).eps), _F64: float(np.finfo(np.float64).eps)}
+_ndarray = np.ndarray
+
+
+def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
+    """(out, mean, rstd) for the common call, or None for the full path.
+
+    The common call: a C-contiguous float32/float64 ndarray normalized over
+    its last dimension (normalized_shape an int, or a 1-tuple/list of one,
+    equal to it), weight/bias None or C-contiguous (n,) ndarrays of its
+    dtype, eps a float (or None for rms_norm), on the CPU backend. Every
+    check of the full path holds for it by construction, so these few
+    comparisons are all it needs: a small call costs what its kernel costs,
+    not ~25 µs of argument checking. Anything else (every error included)
+    takes the full path.
+    """
+    if type(input) is not _ndarray:
+        return None
+    dtype = input.dtype
+    if dtype is not _F32 and dtype is not _F64:
+        return None
+    n = normalized_shape
+    if type(n) is not int:
+        if (type(n) is not tuple and type(n) is not list) or len(n) != 1:
+            return None
+        n = n[0]
+        if type(n) is not int:
+            return None
+    shape = input.shape
+    if not shape or shape[-1] != n or not n or not input.flags.c_contiguous:
+        return None
+    if weight is not None and (type(weight) is not _ndarray or weight.dtype is not dtype
+                               or weight.shape != (n,) or not weight.flags.c_contiguous):
+        return None
+    if bias is not None and (type(bias) is not _ndarray or bias.dtype is not dtype
+                             or bias.shape != (n,) or not bias.flags.c_contiguous):
+        return None
+    if type(eps) is not float:
+        if eps is not None or not rms:
+            return None
+        eps = _MACHINE_EPS[dtype]
+    ops = _backend.numpy_ops()
+    if ops is None:
+        return None
+    return ops.row_norm_forward(input, weight, bias, eps, rms)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *,
                return_saved=False):
     """Layer normalization over the trailing `normalized_shape` dimensions,
     as torch.nn.functional.layer_norm."""
+    fast = _fast_row_norm(input, normalized_shape, weight, bias, eps, False)
+    if fast is not None:
+        return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
     return _row_norm(input, normalized_shape, weight, bias, eps, False, return_saved)
 
 
@@ -210,6 +261,9 @@ def layer_norm_backward(grad_output, input, normalized_shape, weight=None, bias=
 def rms_norm(input, normalized_shape, weight=None, eps=None, *, return_saved=False):
     """RMS normalization over the trailing `normalized_shape` dimensions, as
     torch.nn.functional.rms_norm (eps=None: the dtype's machine epsilon)."""
+    fast = _fast_row_norm(input, normalized_shape, weight, None, eps, True)
+    if fast is not None:
+        return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
     return _row_norm(input, normalized_shape, weight, None, eps, True, return_saved)
 
 
