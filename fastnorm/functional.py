@@ -10,7 +10,20 @@ give native results). Differences, all additions:
   recomputing them;
 - ``<name>_backward(grad_output, input, <the forward's arguments>, *,
   saved=None)`` returns the gradients of input, weight and bias (None for
-  what the forward did not take), equal to torch.autograd's.
+  what the forward did not take), equal to torch.autograd's;
+- layer_norm/rms_norm take an int ``normalized_shape`` (torch's modules do;
+  its functions want a sequence), and batch_norm takes ``momentum=None``
+  (the modules' cumulative average) with ``num_batches_tracked``.
+
+Every input torch takes is taken and gives torch's result, unusual ones
+included (a negative or NaN eps, a momentum outside [0, 1], normalize's
+p <= 0, a 0-d input to normalize); where torch raises, so does fastnorm,
+with an error naming the argument (a ValueError or TypeError where torch's
+is a RuntimeError; a dim out of range is torch's IndexError, also a
+ValueError). Deliberately not torch's: on empty inputs where torch's own
+code fails (batch_norm and instance_norm index weight[0] of zero channels)
+the results are empty arrays, and a weight gradient summed over no values is
+0 (torch's group_norm gives NaN there).
 
 The channel norms (batch_norm, group_norm, instance_norm, switchable_norm)
 also take ``layout="NHWC"``: the input is then channels-last, an array of
