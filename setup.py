@@ -116,13 +116,15 @@ class BuildExt(build_ext):
 
 
 def extensions():
+    import numpy
     from Cython.Build import cythonize
 
     # the C headers and shared .pxi bodies: a change to one rebuilds the modules
     shared = sorted(glob.glob("ext/*.h") + glob.glob("ext/*.pxi"))
     exts = [
         Extension(f"fastnorm._ext.{name}", [f"ext/{name}.pyx"],
-                  include_dirs=["ext"], language=lang, depends=shared)
+                  include_dirs=["ext", numpy.get_include()], language=lang, depends=shared,
+                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
         for name, lang in MODULES.items()
     ]
     return cythonize(exts, compiler_directives=DIRECTIVES,

@@ -72,6 +72,43 @@ def _time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads):
     benchmark.extra_info.update(info)
 
 
+# Small tensors: the per-call cost (argument checks, dispatch, allocation)
+# is most of the time. Timed interleaved with torch's eager op, round by
+# round (medians), as the scalers' [latency] cases: the same shapes at both
+# bench sizes.
+LATENCY_SHAPES = [(32, 64), (1, 768)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", LATENCY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_row_norm_latency(benchmark, name, shape, threads):
+    rng = np.random.default_rng(0)
+    x = _benchmarks.make_data(shape, "float32")
+    n = shape[-1]
+    w = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+    tf = torch.nn.functional
+    ours, theirs = {
+        "layer_norm": (lambda: F.layer_norm(x, (n,), w, b),
+                       lambda: tf.layer_norm(tx, (n,), tw, tb)),
+        "rms_norm": (lambda: F.rms_norm(x, (n,), w), lambda: tf.rms_norm(tx, (n,), tw)),
+    }[name]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad(), fastnorm.config_context(n_threads=threads):
+            seconds = _benchmarks.interleaved_medians({"fastnorm": ours, "torch": theirs},
+                                                      rounds=31, number=200)
+            benchmark.pedantic(ours, rounds=31, iterations=200, warmup_rounds=1)
+    finally:
+        torch.set_num_threads(previous)
+    case = _benchmarks.Case(f"{name}[latency]", None, {}, 2, "copy")
+    benchmark.extra_info.update(_benchmarks.result_info(
+        case, x, threads, seconds["fastnorm"], {"torch": seconds["torch"]}))
+
+
 # Channel norms on images: batch_norm (training), group_norm(32) and
 # instance_norm, NCHW and channels-last. torch gets the same memory: for NHWC
 # a channels_last tensor over the same (N, H, W, C) buffer.

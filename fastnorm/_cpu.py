@@ -6,6 +6,7 @@ rows), axis=1 one result per row. A Fortran-ordered array is the C-ordered
 transpose of itself, so it is reduced with the other kernel instead of being
 copied; only arbitrary strided views are copied.
 """
+import math
 import os
 
 import numpy as np
@@ -212,15 +213,18 @@ def sparse_col_quantiles(X, qs):
 # ------------------------------------------------------- deep-learning norms ---
 
 def row_norm_forward(X, weight, bias, eps, rms):
-    """layer_norm (rms: rms_norm) of each row of C-contiguous 2-D X.
+    """layer_norm (rms: rms_norm) of each row of C-contiguous X, the rows
+    being its last dimension (2-D X, or any C-contiguous N-D array whose
+    normalized values are that dimension: no reshape needed).
 
-    Returns (out, mean, rstd), the statistics in float64.
+    weight/bias: None or C-contiguous arrays of X.shape[-1] values in X's
+    dtype. Returns (out, mean, rstd): out of X's shape, the statistics
+    float64 (one per row).
     """
-    out = np.empty_like(X)
-    mean, rstd = np.empty(X.shape[0]), np.empty(X.shape[0])
-    _norms.layer_norm_fwd(X, weight, bias, eps, rms, effective_n_threads(X.nbytes),
-                          out, mean, rstd)
-    return out, mean, rstd
+    n = X.shape[-1]
+    n_rows = X.size // n if n else math.prod(X.shape[:-1])
+    return _norms.row_norm_fwd(X, n_rows, n, weight, bias, eps, rms,
+                               effective_n_threads(X.nbytes))
 
 
 def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):

@@ -10,7 +10,20 @@ give native results). Differences, all additions:
   recomputing them;
 - ``<name>_backward(grad_output, input, <the forward's arguments>, *,
   saved=None)`` returns the gradients of input, weight and bias (None for
-  what the forward did not take), equal to torch.autograd's.
+  what the forward did not take), equal to torch.autograd's;
+- layer_norm/rms_norm take an int ``normalized_shape`` (torch's modules do;
+  its functions want a sequence), and batch_norm takes ``momentum=None``
+  (the modules' cumulative average) with ``num_batches_tracked``.
+
+Every input torch takes is taken and gives torch's result, unusual ones
+included (a negative or NaN eps, a momentum outside [0, 1], normalize's
+p <= 0, a 0-d input to normalize); where torch raises, so does fastnorm,
+with an error naming the argument (a ValueError or TypeError where torch's
+is a RuntimeError; a dim out of range is torch's IndexError, also a
+ValueError). Deliberately not torch's: on empty inputs where torch's own
+code fails (batch_norm and instance_norm index weight[0] of zero channels)
+the results are empty arrays, and a weight gradient summed over no values is
+0 (torch's group_norm gives NaN there).
 
 The channel norms (batch_norm, group_norm, instance_norm, switchable_norm)
 also take ``layout="NHWC"``: the input is then channels-last, an array of
@@ -93,11 +106,15 @@ def _param(p, name, shape, x):
     return xp.ascontiguousarray(arr).reshape(-1)
 
 
-def _eps(eps, dtype, name="eps"):
-    if eps is None:
+def _eps(eps, dtype, name="eps", allow_none=False):
+    """eps as a float. Any real number, as torch takes it: a negative or NaN
+    eps is unusual (the variance plus eps may be negative: NaN results, as
+    torch's), not refused. None (allow_none: rms_norm's default) is the
+    dtype's machine epsilon."""
+    if eps is None and allow_none:
         return float(np.finfo(dtype).eps)
-    if not isinstance(eps, Real) or isinstance(eps, bool) or not eps >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {eps!r}")
+    if not isinstance(eps, Real):
+        raise TypeError(f"{name} must be a float, got {eps!r}")
     return float(eps)
 
 
@@ -159,7 +176,7 @@ def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved):
     shape = _normalized_shape(normalized_shape, x)
     w = _param(weight, "weight", shape, x)
     b = _param(bias, "bias", shape, x)
-    eps = _eps(eps, x.dtype)
+    eps = _eps(eps, x.dtype, allow_none=rms)
     X2 = _rows(x, shape)
     out, mean, rstd = _backend.ops_for(X2, w, b, name="input").row_norm_forward(
         X2, w, b, eps, rms)
@@ -177,7 +194,7 @@ def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, 
     shape = _normalized_shape(normalized_shape, x)
     w = _param(weight, "weight", shape, x)
     b = _param(bias, "bias", shape, x)
-    eps = _eps(eps, x.dtype)
+    eps = _eps(eps, x.dtype, allow_none=rms)
     X2, dY2 = _rows(x, shape), _rows(dy, shape)
     saved = _check_saved(saved, X2.shape[0])
     if saved is None:
@@ -191,10 +208,61 @@ def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, 
     return dX.reshape(x.shape), as_param(dw), as_param(db)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_MACHINE_EPS = {_F32: float(np.finfo(np.float32).eps), _F64: float(np.finfo(np.float64).eps)}
+_ndarray = np.ndarray
+
+
+def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
+    """(out, mean, rstd) for the common call, or None for the full path.
+
+    The common call: a C-contiguous float32/float64 ndarray normalized over
+    its last dimension (normalized_shape an int, or a 1-tuple/list of one,
+    equal to it), weight/bias None or C-contiguous (n,) ndarrays of its
+    dtype, eps a float (or None for rms_norm), on the CPU backend. Every
+    check of the full path holds for it by construction, so these few
+    comparisons are all it needs: a small call costs what its kernel costs,
+    not ~25 µs of argument checking. Anything else (every error included)
+    takes the full path.
+    """
+    if type(input) is not _ndarray:
+        return None
+    dtype = input.dtype
+    if dtype is not _F32 and dtype is not _F64:
+        return None
+    n = normalized_shape
+    if type(n) is not int:
+        if (type(n) is not tuple and type(n) is not list) or len(n) != 1:
+            return None
+        n = n[0]
+        if type(n) is not int:
+            return None
+    shape = input.shape
+    if not shape or shape[-1] != n or not n or not input.flags.c_contiguous:
+        return None
+    if weight is not None and (type(weight) is not _ndarray or weight.dtype is not dtype
+                               or weight.shape != (n,) or not weight.flags.c_contiguous):
+        return None
+    if bias is not None and (type(bias) is not _ndarray or bias.dtype is not dtype
+                             or bias.shape != (n,) or not bias.flags.c_contiguous):
+        return None
+    if type(eps) is not float:
+        if eps is not None or not rms:
+            return None
+        eps = _MACHINE_EPS[dtype]
+    ops = _backend.numpy_ops()
+    if ops is None:
+        return None
+    return ops.row_norm_forward(input, weight, bias, eps, rms)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *,
                return_saved=False):
     """Layer normalization over the trailing `normalized_shape` dimensions,
     as torch.nn.functional.layer_norm."""
+    fast = _fast_row_norm(input, normalized_shape, weight, bias, eps, False)
+    if fast is not None:
+        return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
     return _row_norm(input, normalized_shape, weight, bias, eps, False, return_saved)
 
 
@@ -209,6 +277,9 @@ def layer_norm_backward(grad_output, input, normalized_shape, weight=None, bias=
 def rms_norm(input, normalized_shape, weight=None, eps=None, *, return_saved=False):
     """RMS normalization over the trailing `normalized_shape` dimensions, as
     torch.nn.functional.rms_norm (eps=None: the dtype's machine epsilon)."""
+    fast = _fast_row_norm(input, normalized_shape, weight, None, eps, True)
+    if fast is not None:
+        return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
     return _row_norm(input, normalized_shape, weight, None, eps, True, return_saved)
 
 
@@ -377,18 +448,31 @@ def _running(p, name, C, x):
     return arr
 
 
-def _momentum(momentum, num_batches_tracked):
-    """The weight of this batch in the running statistics."""
+def _momentum(momentum, num_batches_tracked=None):
+    """The weight of this batch in the running statistics: any real number,
+    as torch takes it (outside [0, 1] the update extrapolates, as torch's).
+    momentum=None is the cumulative average of torch's modules: fastnorm's
+    functions take it with `num_batches_tracked` (torch's functions refuse
+    None: so does this without it, with torch's TypeError)."""
     if momentum is None:
-        if num_batches_tracked is None or not isinstance(num_batches_tracked, Integral) \
-                or num_batches_tracked < 1:
+        if num_batches_tracked is None:
+            raise TypeError("momentum must be a float, got None (momentum=None, the "
+                            "cumulative average, needs num_batches_tracked)")
+        if not isinstance(num_batches_tracked, Integral) or num_batches_tracked < 1:
             raise ValueError("momentum=None (a cumulative average) needs num_batches_tracked, "
                              "the number of batches seen including this one (>= 1), got "
                              f"{num_batches_tracked!r}")
         return 1.0 / num_batches_tracked
-    if not isinstance(momentum, Real) or isinstance(momentum, bool) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
+    if not isinstance(momentum, Real):
+        raise TypeError(f"momentum must be a float, got {momentum!r}")
     return float(momentum)
+
+
+def _rstd(var, eps):
+    """1 / sqrt(var + eps): NaN where that is negative, inf where it is 0 (an
+    unusual eps: torch's results), without NumPy's warnings."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 / np.sqrt(var + eps)
 
 
 def _ones_if_none(w, C, xp=np):
@@ -406,21 +490,37 @@ def _param_grads(weight, bias, dw, db, dtype):
 
 # batch_norm ------------------------------------------------------------------
 
-def _batch_norm_args(input, running_mean, running_var, weight, bias, training, eps, layout):
+def _batch_norm_args(input, running_mean, running_var, weight, bias, training, eps, layout,
+                     momentum=None, num_batches_tracked=None, forward=False):
+    """The checks of torch's batch_norm, in its order; the forward's also
+    return the running statistics' factor (momentum), checked as torch's
+    (the backward does not use it: layers pass None there)."""
     x = _float_array(input, "input", gpu=True)
+    if training and x.ndim >= 1:  # torch's _verify_batch_size, first
+        spatial = x.shape[1:-1] if layout == "NHWC" and x.ndim > 2 else x.shape[2:]
+        if x.shape[0] * math.prod(spatial) == 1:
+            raise ValueError("Expected more than 1 value per channel when training, got "
+                             f"input size {x.shape}")
+    eps = _eps(eps, x.dtype)
+    if training and eps <= 0:  # torch's checks (a NaN eps passes them, as torch's)
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    factor = _momentum(momentum, num_batches_tracked) if forward else None
+    if x.ndim == 1 and x.size == 0:
+        # torch returns an empty batch as it is before looking at channels
+        # (a 1-D input has none); every other 1-D input it refuses, as we do
+        return x, None, None, None, None, None, eps, factor
     ch = _Channels(x, layout, 2, 5, pooled=True)
     rm = _running(running_mean, "running_mean", ch.C, x)
     rv = _running(running_var, "running_var", ch.C, x)
     if (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
-    if not training and rm is None:
+    if not training and rm is None and x.size:  # (torch returns an empty batch first)
         raise ValueError("running_mean and running_var are required when training=False")
-    if training and ch.N * ch.S == 1:
-        raise ValueError("Expected more than 1 value per channel when training, got input "
-                         f"size {x.shape}")
     w = _channel_param(weight, "weight", ch.C, x)
     b = _channel_param(bias, "bias", ch.C, x)
-    return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
+    return x, ch, rm, rv, w, b, eps, factor
 
 
 def _batch_stats(ch):
@@ -445,9 +545,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     (training=False) normalizes with the running statistics. An empty batch
     leaves the running statistics as they are.
     """
-    x, ch, rm, rv, w, b, eps = _batch_norm_args(input, running_mean, running_var, weight,
-                                                bias, training, eps, layout)
-    factor = _momentum(momentum, num_batches_tracked) if training and rm is not None else 0
+    x, ch, rm, rv, w, b, eps, factor = _batch_norm_args(
+        input, running_mean, running_var, weight, bias, training, eps, layout, momentum,
+        num_batches_tracked, forward=True)
+    if ch is None:  # an empty 1-D batch
+        out = x.copy()
+        return (out, SavedStats(np.empty(0), np.empty(0))) if return_saved else out
+    if not training and rm is None:  # an empty batch without running statistics
+        out = ch.xp.empty(x.shape, x.dtype)
+        return (out, SavedStats(ch.xp.full(ch.C, np.nan), ch.xp.full(ch.C, np.nan))) \
+            if return_saved else out
     if training:
         count = ch.N * ch.S
         out = None
@@ -463,7 +570,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         out = None
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = _rstd(var, eps)
     if out is None:
         out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
@@ -478,9 +585,12 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     from the input (the running statistics, which the forward updated, are
     not used). In eval they are the running statistics.
     """
-    x, ch, rm, rv, w, b, eps = _batch_norm_args(input, running_mean, running_var, weight,
-                                                bias, training, eps, layout)
+    x, ch, rm, rv, w, b, eps, _ = _batch_norm_args(input, running_mean, running_var, weight,
+                                                   bias, training, eps, layout)
     dy = _grad_output(grad_output, x)
+    if ch is None:  # an empty 1-D batch: torch's output is the input (times weight[0])
+        zeros = (lambda p: None if p is None else np.zeros(np.shape(p), x.dtype))
+        return x.copy(), zeros(weight), zeros(bias)
     saved = _check_saved(saved, ch.C)
     if x.size == 0:  # sums over no values: zero gradients (torch's too)
         return (ch.xp.empty_like(x),) + _param_grads(w, b, ch.xp.zeros(ch.C),
@@ -489,9 +599,9 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         mean, rstd = saved.mean, saved.rstd
     elif training:
         mean, var = _batch_stats(ch)
-        rstd = 1.0 / np.sqrt(var + eps)
+        rstd = _rstd(var, eps)
     else:
-        mean, rstd = rm.astype(np.float64), 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+        mean, rstd = rm.astype(np.float64), _rstd(rv.astype(np.float64), eps)
     if training and ch.fusable(batch=True):
         dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True)
         return (dx,) + _param_grads(w, b, rstd * sdyx.sum(axis=0), sdy.sum(axis=0), x.dtype)
@@ -530,7 +640,7 @@ def _group_forward(ch, G, w, b, eps):
     if ch.fusable():
         return ch.fused_forward(G, w, b, eps)
     mean, var = _group_stats(ch, G)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = _rstd(var, eps)
     size = ch.C // G
     out = ch.affine(np.repeat(mean, size, axis=1),
                     np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C, ch.xp),
@@ -581,7 +691,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, layout="N
     statistics are per (sample, group), shape (N, num_groups)."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
     out, mean, var = _group_forward(ch, G, w, b, eps)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = _rstd(var, eps)
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
@@ -593,7 +703,7 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, 
     saved = _check_saved(saved, (ch.N, G))
     if saved is None:
         mean, var = _group_stats(ch, G)
-        rstd = 1.0 / np.sqrt(var + eps)
+        rstd = _rstd(var, eps)
     else:
         mean, rstd = saved.mean, saved.rstd
     dx, dw, db = _group_backward(ch, dy, G, mean, rstd, w)
@@ -601,9 +711,16 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, 
 
 
 def _instance_norm_args(input, running_mean, running_var, weight, bias, use_input_stats, eps,
-                        layout):
+                        layout, momentum=None, forward=False):
+    """The checks of torch's instance_norm, in its order; the forward's also
+    return the running statistics' factor (momentum), checked as torch's."""
     x = _float_array(input, "input", gpu=True)
-    ch = _Channels(x, layout, 3, 5)
+    ch = _Channels(x, layout, 2, 5)  # 2-D (N, C): torch takes it (eval, from running stats)
+    if use_input_stats and ch.S == 1:  # torch's _verify_spatial_size, first
+        raise ValueError("Expected more than 1 spatial element when training, got input "
+                         f"size {x.shape}")
+    eps = _eps(eps, x.dtype)
+    factor = _momentum(momentum) if forward else None
     rm = _running(running_mean, "running_mean", ch.C, x)
     rv = _running(running_var, "running_var", ch.C, x)
     if (rm is None) != (rv is None):
@@ -611,12 +728,9 @@ def _instance_norm_args(input, running_mean, running_var, weight, bias, use_inpu
     if not use_input_stats and rm is None:
         raise ValueError("running_mean and running_var are required when "
                          "use_input_stats=False")
-    if use_input_stats and ch.S == 1:
-        raise ValueError("Expected more than 1 spatial element when training, got input "
-                         f"size {x.shape}")
     w = _channel_param(weight, "weight", ch.C, x)
     b = _channel_param(bias, "bias", ch.C, x)
-    return x, ch, rm, rv, w, b, _eps(eps, x.dtype)
+    return x, ch, rm, rv, w, b, eps, factor
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
@@ -629,18 +743,18 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     their average over the batch (unbiased variance), as torch does; without,
     the running statistics normalize. Saved statistics are (N, C).
     """
-    x, ch, rm, rv, w, b, eps = _instance_norm_args(input, running_mean, running_var, weight,
-                                                   bias, use_input_stats, eps, layout)
+    x, ch, rm, rv, w, b, eps, m = _instance_norm_args(
+        input, running_mean, running_var, weight, bias, use_input_stats, eps, layout, momentum,
+        forward=True)
     if use_input_stats:
         out, mean, var = _group_forward(ch, ch.C, w, b, eps)
-        rstd = 1.0 / np.sqrt(var + eps)
+        rstd = _rstd(var, eps)
         if rm is not None and ch.N * ch.S > 0:  # no values: left as they are, as torch
-            m = _momentum(momentum, None)
             rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
             rv[...] = (1 - m) * rv + m * (var * (ch.S / (ch.S - 1))).mean(axis=0)
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
-        rstd = np.broadcast_to(1.0 / np.sqrt(rv.astype(np.float64) + eps), (ch.N, ch.C))
+        rstd = np.broadcast_to(_rstd(rv.astype(np.float64), eps), (ch.N, ch.C))
         out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
@@ -649,18 +763,18 @@ def instance_norm_backward(grad_output, input, running_mean=None, running_var=No
                            weight=None, bias=None, use_input_stats=True, momentum=0.1,
                            eps=1e-5, *, layout="NCHW", saved=None):
     """(grad_input, grad_weight, grad_bias) of instance_norm."""
-    x, ch, rm, rv, w, b, eps = _instance_norm_args(input, running_mean, running_var, weight,
-                                                   bias, use_input_stats, eps, layout)
+    x, ch, rm, rv, w, b, eps, _ = _instance_norm_args(
+        input, running_mean, running_var, weight, bias, use_input_stats, eps, layout)
     dy = _grad_output(grad_output, x)
     saved = _check_saved(saved, (ch.N, ch.C))
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
     elif use_input_stats:
         mean, var = _group_stats(ch, ch.C)
-        rstd = 1.0 / np.sqrt(var + eps)
+        rstd = _rstd(var, eps)
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
-        rstd = np.broadcast_to(1.0 / np.sqrt(rv.astype(np.float64) + eps), (ch.N, ch.C))
+        rstd = np.broadcast_to(_rstd(rv.astype(np.float64), eps), (ch.N, ch.C))
     if use_input_stats:
         dx, dw, db = _group_backward(ch, dy, ch.C, mean, rstd, w)
     else:  # the statistics are constants
@@ -751,7 +865,7 @@ def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, 
         count = ch.N * ch.S
         rm[...] = (1 - m) * rm + m * parts[2][0][0]
         rv[...] = (1 - m) * rv + m * parts[2][1][0] * (count / (count - 1))
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = _rstd(var, eps)
     out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
@@ -767,7 +881,7 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
     dy = _grad_output(grad_output, x)
     _check_saved(saved, (ch.N, ch.C))  # the parts are recomputed either way
     parts, (a, bw), mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
-    rstd = 1.0 / np.sqrt(var + eps)
+    rstd = _rstd(var, eps)
     wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, mean)
     # gradients of the loss wrt the mixed mean and variance, per (n, c)
@@ -827,82 +941,177 @@ def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75
     """(grad_input,) of local_response_norm."""
     x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
     dy = _grad_output(grad_output, x)
+    if beta == 0:  # the output is the input (base ** 0 is 1, whatever the base: even 0 or
+        # NaN), and torch's pow gives its base no gradient at exponent 0
+        return (_backend.namespace(x).array(dy, order="C"),)
     dY3 = _backend.namespace(x).ascontiguousarray(dy).reshape(X3.shape)
     return (_backend.ops_for(X3).lrn_backward(dY3, X3, size, alpha, beta, k).reshape(x.shape),)
 
 
 # normalize -------------------------------------------------------------------
 
+class _DimensionError(IndexError, ValueError):
+    """A `dim` out of range: torch's IndexError ("Dimension out of range"),
+    and a ValueError as fastnorm's other refusals of an argument's value."""
+
+
 def _dim(dim, ndim, of):
-    """dim as a non-negative axis of an `ndim`-D array named `of`."""
+    """dim as a non-negative axis of an `ndim`-D array named `of` (a 0-d
+    array counts as 1-D, as torch wraps dims)."""
     try:
         dim = operator.index(dim)
     except TypeError:
         raise TypeError(f"dim must be an int, got {dim!r}") from None
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"dim={dim} is out of range for {of} with {ndim} dimensions")
-    return dim % ndim
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise _DimensionError(f"dim={dim} is out of range for {of} with {ndim} dimensions: "
+                             f"Dimension out of range (expected to be in range of "
+                             f"[{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def _norm_order(p):
+    """normalize's p as a float: any real number (torch's vector_norm order:
+    0 counts the nonzeros, a negative p and -inf are the reciprocal means
+    and the minimum; NaN gives NaN); None and 'fro' are 2."""
+    if p is None or (isinstance(p, str) and p == "fro"):
+        return 2.0
+    if isinstance(p, str):
+        raise ValueError(f"p must be a number (or 'fro'), got {p!r}; fastnorm's normalize "
+                         "has no matrix norms")
+    if not isinstance(p, Real):
+        raise TypeError(f"p must be a number, got {p!r}")
+    return float(p)
+
+
+def _reduced_dims(dim, ndim):
+    """normalize's dim as a sorted tuple of axes: an int, a sequence of ints
+    (torch's vector_norm dims), or None / () for all of them."""
+    if dim is None:
+        return tuple(range(max(ndim, 1)))
+    if isinstance(dim, (tuple, list)):
+        if not dim:
+            return tuple(range(max(ndim, 1)))
+        axes = [_dim(d, ndim, "input") for d in dim]
+        for i, a in enumerate(axes):
+            if a in axes[:i]:
+                raise ValueError(f"dim {a} appears multiple times in the list of dims "
+                                 f"(dim={dim!r})")
+        return tuple(sorted(axes))
+    return (_dim(dim, ndim, "input"),)
+
+
+class _Reduced:
+    """x viewed as C-contiguous (A, B, K) whose B axis holds the reduced
+    dims (transposed there when they are not adjacent); `back` returns an
+    (A, B, K) result in x's shape."""
+
+    def __init__(self, x, axes):
+        xp = _backend.namespace(x)
+        shape = x.shape if x.ndim else (1,)
+        lo, hi = axes[0], axes[-1] + 1
+        self.shape, self.perm = x.shape, None
+        if hi - lo == len(axes):  # adjacent: a reshape
+            self.X3 = xp.ascontiguousarray(x).reshape(
+                math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
+        else:
+            kept = [i for i in range(len(shape)) if i not in axes]
+            self.perm = kept + list(axes)
+            xt = xp.ascontiguousarray(x.transpose(self.perm))
+            self.t_shape = xt.shape
+            self.X3 = xt.reshape(math.prod(shape[i] for i in kept),
+                                 math.prod(shape[i] for i in axes), 1)
+        self.xp = xp
+
+    def view(self, a):
+        """Another array of x's shape (grad_output) in the same (A, B, K) view."""
+        if self.perm is None:
+            return self.xp.ascontiguousarray(a).reshape(self.X3.shape)
+        return self.xp.ascontiguousarray(a.transpose(self.perm)).reshape(self.X3.shape)
+
+    def back(self, a3):
+        if self.perm is None:
+            return a3.reshape(self.shape)
+        inverse = np.argsort(self.perm)
+        return self.xp.ascontiguousarray(a3.reshape(self.t_shape).transpose(inverse))
 
 
 def _normalize_args(input, p, dim, eps):
     x = _float_array(input, "input", gpu=True)
-    if not isinstance(p, Real) or isinstance(p, bool) or not p > 0:
-        raise ValueError(f"p must be a positive number (or inf), got {p!r}")
-    if x.ndim == 0:
-        raise ValueError("input must have at least one dimension")
-    dim = _dim(dim, x.ndim, "input")
-    shape = (int(np.prod(x.shape[:dim])), x.shape[dim], int(np.prod(x.shape[dim + 1:])))
-    X3 = _backend.namespace(x).ascontiguousarray(x).reshape(shape)
-    return x, X3, float(p), _eps(eps, x.dtype)
+    p = _norm_order(p)
+    axes = _reduced_dims(dim, x.ndim)
+    eps = _eps(eps, x.dtype)
+    red = _Reduced(x, axes)
+    if red.X3.shape[1] == 0 and (p < 0 or math.isinf(p)):
+        raise ValueError(f"input has no values along dim={dim!r}: its p={p} norm (torch's "
+                         "linalg.vector_norm) has no identity to return there")
+    return x, red, p, eps
 
 
 def _p_norms(X3, p):
-    """The p-norm of each X3[a, :, k], float64 (A, K)."""
+    """The p-norm (torch's vector_norm of order p) of each X3[a, :, k],
+    float64 (A, K)."""
     ops = _backend.ops_for(X3)
     if p == 2:
         return np.sqrt(ops.channel_power_sums(X3, 2))
     if p == 1:
         return ops.channel_power_sums(X3, 1)
-    if np.isinf(p):
+    if p == math.inf:
         return ops.channel_power_sums(X3, 0)
-    return np.sum(np.abs(X3.astype(np.float64)) ** p, axis=1) ** (1 / p)
+    xd = np.abs(X3.astype(np.float64))
+    if p == 0:  # the count of nonzeros (NaN counts, as torch's x != 0)
+        return (xd != 0).sum(axis=1).astype(np.float64)
+    if p == -math.inf:
+        return xd.min(axis=1)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return np.sum(xd ** p, axis=1) ** (1 / p)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
-    """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize."""
-    x, X3, p, eps = _normalize_args(input, p, dim, eps)
-    denom = np.maximum(_p_norms(X3, p), eps)
-    return _backend.ops_for(X3).channel_affine(X3, 0.0, 1.0 / denom, 0.0).reshape(x.shape)
+    """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize.
+
+    p is torch's vector norm order: any real number (0 counts the nonzero
+    values, a negative p gives (sum |x|^p)^(1/p), -inf the smallest |x|);
+    dim an int, a sequence of ints, or None for all dimensions."""
+    x, red, p, eps = _normalize_args(input, p, dim, eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 1.0 / np.maximum(_p_norms(red.X3, p), eps)
+    return red.back(_backend.ops_for(red.X3).channel_affine(red.X3, 0.0, scale, 0.0))
 
 
 def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
     """(grad_input,) of normalize. Where the norm is below eps the output is
     x / eps and only that path carries gradient (as torch's clamp_min)."""
-    x, X3, p, eps = _normalize_args(input, p, dim, eps)
+    x, red, p, eps = _normalize_args(input, p, dim, eps)
     dy = _grad_output(grad_output, x)
-    xp, ops = _backend.namespace(x), _backend.ops_for(X3)
-    dY3 = xp.ascontiguousarray(dy).reshape(X3.shape)
+    X3 = red.X3
+    xp, ops = red.xp, _backend.ops_for(X3)
+    dY3 = red.view(dy)
     norm = _p_norms(X3, p)
-    denom = np.maximum(norm, eps)
-    _, sdyx = ops.channel_dot_sums(dY3, X3, 0.0)
-    # d loss / d norm, zero where the clamp to eps is active
-    g_norm = np.where(norm >= eps, -sdyx / denom ** 2, 0.0)
-    if p == 2:  # d norm / dx = x / norm: linear in x, one fused kernel
-        q = xp.where(norm > 0, g_norm / xp.where(norm > 0, norm, 1.0), 0.0)
-        dx = ops.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
-        return (dx.reshape(x.shape),)
-    xd = X3.astype(np.float64)
-    ax = np.abs(xd)
-    if np.isinf(p):  # the gradient of max |x| goes to the maximal elements, shared
-        hit = ax == norm[:, None, :]
-        d_norm = np.sign(xd) * hit / np.maximum(hit.sum(axis=1, keepdims=True), 1)
-    else:
-        # sign(x) |x|^(p-1) / norm^(p-1), 0 where x is 0 (as torch, also for p < 1)
-        scale = xp.where(norm > 0, xp.where(norm > 0, norm, 1.0) ** (1 - p), 0.0)
-        pow_ = xp.where(ax > 0, xp.where(ax > 0, ax, 1.0) ** (p - 1), 0.0)
-        d_norm = np.sign(xd) * pow_ * scale[:, None, :]
-    dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
-    return (dx.astype(x.dtype).reshape(x.shape),)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        denom = np.maximum(norm, eps)
+        _, sdyx = ops.channel_dot_sums(dY3, X3, 0.0)
+        # d loss / d norm, zero where the clamp to eps is active
+        g_norm = np.where(norm >= eps, -sdyx / denom ** 2, 0.0)
+        if p == 2:  # d norm / dx = x / norm: linear in x, one fused kernel; at a zero
+            # norm 0, or NaN from a NaN g_norm (a zero norm under eps <= 0), as torch's
+            q = xp.where(norm > 0, g_norm / xp.where(norm > 0, norm, 1.0), g_norm * 0.0)
+            dx = ops.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
+            return (red.back(dx),)
+        if p == 0:  # the count of nonzeros is piecewise constant: no gradient through it
+            return (red.back((dY3 / denom[:, None, :]).astype(x.dtype)),)
+        xd = X3.astype(np.float64)
+        ax = np.abs(xd)
+        if math.isinf(p):  # the gradient of max (min) |x| goes to those elements, shared
+            hit = ax == norm[:, None, :]
+            d_norm = np.sign(xd) * hit / np.maximum(hit.sum(axis=1, keepdims=True), 1)
+        else:
+            # sign(x) |x|^(p-1) / norm^(p-1), 0 where x is 0 (as torch, also for p < 1)
+            scale = xp.where(norm > 0, xp.where(norm > 0, norm, 1.0) ** (1 - p), 0.0)
+            pow_ = xp.where(ax > 0, xp.where(ax > 0, ax, 1.0) ** (p - 1), 0.0)
+            d_norm = np.sign(xd) * pow_ * scale[:, None, :]
+        dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
+    return (red.back(dx.astype(x.dtype)),)
 
 
 # weight_norm / spectral_norm (parameters: small, so array expressions in
@@ -984,7 +1193,7 @@ def _spectral_args(weight, u, n_power_iterations, eps, dim, v):
         if v_arr.shape != (W.shape[1],):
             raise ValueError(f"v must have shape ({W.shape[1]},), got {v_arr.shape}")
         v = v_arr.astype(np.float64)
-    return w, W, u_arr, int(n_power_iterations), _eps(eps, w.dtype), dim, v
+    return w, W, u_arr, int(n_power_iterations), _eps(eps, w.dtype, allow_none=True), dim, v
 
 
 def _power_iteration(W, u, n, eps, v):

@@ -142,8 +142,10 @@ def test_bad_input_names_the_argument(rng):
         F.layer_norm(x, 6, np.ones(5))
     with pytest.raises(TypeError, match="bias"):
         F.layer_norm(x, 6, None, np.ones(6, np.float32))
-    with pytest.raises(ValueError, match="eps"):
-        F.layer_norm(x, 6, eps=-1.0)
+    with pytest.raises(TypeError, match="eps"):  # (a negative eps is computed, as torch's)
+        F.layer_norm(x, 6, eps="1e-5")
+    with pytest.raises(TypeError, match="eps"):  # torch: eps must be a float; rms_norm's may be None
+        F.layer_norm(x, 6, eps=None)
     with pytest.raises(TypeError, match="input"):
         F.layer_norm(np.ones((4, 6), dtype=np.int64), 6)
     with pytest.raises(TypeError, match="input"):

@@ -666,13 +666,16 @@ def test_bad_input_names_the_argument(rng):
                                            None, True, layout="NCWH")):
         with pytest.raises(ValueError, match="layout"):
             call()
-    # eps
+    # eps: torch's batch_norm refuses eps <= 0 in training and eps < 0 in eval
+    # (group_norm, instance_norm and normalize compute a negative eps: see
+    # tests/test_torch_semantics.py)
     for call in (lambda: F.batch_norm(x, rm, rv, training=True, eps=-1e-5),
-                 lambda: F.group_norm(x, 2, eps=-1e-5),
-                 lambda: F.instance_norm(x, eps=-1e-5),
-                 lambda: F.normalize(x, eps=-1.0)):
+                 lambda: F.batch_norm(x, rm, rv, training=True, eps=0.0),
+                 lambda: F.batch_norm(x, rm, rv, training=False, eps=-1e-5)):
         with pytest.raises(ValueError, match="eps"):
             call()
+    with pytest.raises(TypeError, match="eps"):
+        F.group_norm(x, 2, eps="1e-5")
     # local_response_norm
     with pytest.raises(ValueError, match="size"):
         F.local_response_norm(x, 0)
