@@ -34,7 +34,8 @@ DLPack, zero-copy (that path needs CuPy; it has not yet run on a GPU).
 torch is an optional dependency: ``import fastnorm`` does not import it.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from numbers import Real
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -161,6 +162,14 @@ def _empty_like_result(input):
         fmt = torch.channels_last if input.dim() == 4 else torch.channels_last_3d
         return torch.empty_like(input, memory_format=fmt)
     return torch.empty_like(input, memory_format=torch.contiguous_format)
+
+
+def _real(value, name):
+    """A float argument: any real number, as torch takes it (a negative eps
+    or a momentum outside [0, 1] included)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {value!r}")
+    return float(value)
 
 
 def _nothing(like):
@@ -311,7 +320,8 @@ def _shape_list(normalized_shape):
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm on fastnorm's kernels."""
-    return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias, float(eps), False)[0]
+    return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
+                _real(eps, "eps"), False)[0]
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -320,7 +330,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
             input.is_floating_point() else 0.0
-    return _run(_row_norm, input, _shape_list(normalized_shape), weight, None, float(eps), True)[0]
+    return _run(_row_norm, input, _shape_list(normalized_shape), weight, None,
+                _real(eps, "eps"), True)[0]
 
 
 # ------------------------------------------------------------ running stats ---
@@ -450,8 +461,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-5):
     """torch.nn.functional.batch_norm on fastnorm's kernels; the running
     statistics are updated in place in training."""
-    out, _, _, new_mean, new_var = _run(_batch_norm, input, running_mean, running_var, weight, bias,
-                                               bool(training), float(momentum), float(eps))
+    out, _, _, new_mean, new_var = _run(
+        _batch_norm, input, running_mean, running_var, weight, bias, bool(training),
+        _real(momentum, "momentum"), _real(eps, "eps"))
     if training:
         _store_running(running_mean, running_var, new_mean, new_var)
     return out
@@ -515,7 +527,7 @@ _autograd(_group_norm, _group_norm_grad, _group_norm_setup)
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.group_norm on fastnorm's kernels."""
-    return _run(_group_norm, input, int(num_groups), weight, bias, float(eps))[0]
+    return _run(_group_norm, input, int(num_groups), weight, bias, _real(eps, "eps"))[0]
 
 
 @_operator("instance_norm")
@@ -587,9 +599,9 @@ _autograd(_instance_norm, _instance_norm_grad, _instance_norm_setup)
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5):
     """torch.nn.functional.instance_norm on fastnorm's kernels."""
-    out, _, _, new_mean, new_var = _run(_instance_norm, input, running_mean, running_var, weight,
-                                                  bias, bool(use_input_stats), float(momentum),
-                                                  float(eps))
+    out, _, _, new_mean, new_var = _run(
+        _instance_norm, input, running_mean, running_var, weight, bias, bool(use_input_stats),
+        _real(momentum, "momentum"), _real(eps, "eps"))
     if use_input_stats:
         _store_running(running_mean, running_var, new_mean, new_var)
     return out
@@ -639,15 +651,16 @@ _autograd(_local_response_norm, _lrn_grad, _lrn_setup)
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """torch.nn.functional.local_response_norm on fastnorm's kernels."""
-    return _run(_local_response_norm, input, int(size), float(alpha), float(beta), float(k))
+    return _run(_local_response_norm, input, int(size), _real(alpha, "alpha"),
+                _real(beta, "beta"), _real(k, "k"))
 
 
 # ------------------------------------------------------------ normalize ---
 
 @_operator("normalize")
-def _normalize(input: Tensor, p: float, dim: int, eps: float) -> Tensor:
+def _normalize(input: Tensor, p: float, dim: Optional[List[int]], eps: float) -> Tensor:
     dtype = _compute_dtype(input)
-    return _tensor(F.normalize(_array(input, dtype), p, dim, eps), input.dtype)
+    return _tensor(F.normalize(_array(input, dtype), p, _dims(dim), eps), input.dtype)
 
 
 @_normalize.register_fake
@@ -656,10 +669,11 @@ def _(input, p, dim, eps):
 
 
 @_operator("normalize_backward")
-def _normalize_backward(grad_output: Tensor, input: Tensor, p: float, dim: int,
-                        eps: float) -> Tensor:
+def _normalize_backward(grad_output: Tensor, input: Tensor, p: float,
+                        dim: Optional[List[int]], eps: float) -> Tensor:
     dtype = _compute_dtype(input)
-    dx, = F.normalize_backward(_array(grad_output, dtype), _array(input, dtype), p, dim, eps)
+    dx, = F.normalize_backward(_array(grad_output, dtype), _array(input, dtype), p, _dims(dim),
+                               eps)
     return _tensor(dx, input.dtype)
 
 
@@ -681,9 +695,18 @@ def _normalize_grad(ctx, grad_output):
 _autograd(_normalize, _normalize_grad, _normalize_setup)
 
 
+def _dims(dim):
+    """The operator's dim list as fastnorm.functional's dim: an int, a tuple,
+    or None (every dimension)."""
+    return None if dim is None else dim[0] if len(dim) == 1 else tuple(dim)
+
+
 def normalize(input, p=2.0, dim=1, eps=1e-12):
-    """torch.nn.functional.normalize on fastnorm's kernels."""
-    return _run(_normalize, input, float(p), int(dim), float(eps))
+    """torch.nn.functional.normalize on fastnorm's kernels (p=None or 'fro':
+    2, as torch's)."""
+    p = 2.0 if p is None or p == "fro" else _real(p, "p")
+    dims = None if dim is None else [dim] if isinstance(dim, int) else [int(d) for d in dim]
+    return _run(_normalize, input, p, dims, _real(eps, "eps"))
 
 
 # ------------------------------------------------------ switchable norm ---
@@ -764,9 +787,10 @@ _autograd(_switchable_norm, _switchable_grad, _switchable_setup)
 def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
                     training, momentum=0.1, eps=1e-5, using_bn=True):
     """fastnorm.functional.switchable_norm for tensors, with autograd."""
-    out, new_mean, new_var = _run(_switchable_norm, input, weight, bias, mean_weight, var_weight,
-                                              running_mean, running_var, bool(training),
-                                              float(momentum), float(eps), bool(using_bn))
+    out, new_mean, new_var = _run(
+        _switchable_norm, input, weight, bias, mean_weight, var_weight, running_mean,
+        running_var, bool(training), _real(momentum, "momentum"), _real(eps, "eps"),
+        bool(using_bn))
     if training and using_bn:
         _store_running(running_mean, running_var, new_mean, new_var)
     return out

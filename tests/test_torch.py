@@ -439,7 +439,7 @@ def test_operators_pass_torch_opcheck(op):
         "fastnorm::group_norm": (x, 2, w, b, 1e-5),
         "fastnorm::instance_norm": (x, None, None, w, b, True, 0.1, 1e-5),
         "fastnorm::local_response_norm": (x, 3, 1e-4, 0.75, 1.0),
-        "fastnorm::normalize": (x, 2.0, 1, 1e-12),
+        "fastnorm::normalize": (x, 2.0, [1], 1e-12),
         "fastnorm::switchable_norm": (x, w, b, _randn(3, dtype=torch.float32),
                                       _randn(3, dtype=torch.float32), torch.zeros(4),
                                       torch.ones(4), True, 0.1, 1e-5, True),
@@ -516,3 +516,34 @@ def test_cpu_tensors_reach_the_kernels_without_copies(monkeypatch, channels_last
     assert np.shares_memory(seen["x"], x.numpy())
     assert y.is_contiguous(memory_format=torch.channels_last if channels_last
                            else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("call", [
+    lambda f, x: f.layer_norm(x, (6,), eps=-1e-3),
+    lambda f, x: f.rms_norm(x, (6,), eps=0.0),
+    lambda f, x: f.group_norm(x, 2, eps=-1e-4),
+    lambda f, x: f.batch_norm(x, torch.zeros(4, dtype=x.dtype), torch.ones(4, dtype=x.dtype),
+                              training=True, momentum=1.5),
+    lambda f, x: f.instance_norm(x, torch.zeros(4, dtype=x.dtype),
+                                 torch.ones(4, dtype=x.dtype), momentum=-0.5),
+    lambda f, x: f.normalize(x, p=0.0),
+    lambda f, x: f.normalize(x, p=-1.0, dim=(1, 2)),
+    lambda f, x: f.normalize(x, p="fro", dim=None),
+], ids=["ln-neg-eps", "rms-eps0", "gn-neg-eps", "bn-momentum-1.5", "in-momentum-neg",
+        "normalize-p0", "normalize-p-1-dims", "normalize-fro-all"])
+def test_unusual_inputs_torch_takes_give_torchs_results(call):
+    x = _randn(3, 4, 6, seed=4)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = call(ft, x), call(TF, x_ref)
+    torch.testing.assert_close(y, y_ref, equal_nan=True)
+    if torch.isfinite(y_ref).all():
+        y.sum().backward()
+        y_ref.sum().backward()
+        torch.testing.assert_close(x.grad, x_ref.grad, equal_nan=True)
+
+
+def test_float_arguments_are_checked():
+    with pytest.raises(TypeError, match="momentum must be a float, got None"):
+        ft.batch_norm(torch.randn(4, 3), None, None, training=True, momentum=None)
+    with pytest.raises(TypeError, match="eps must be a float"):
+        ft.layer_norm(torch.randn(4, 3), (3,), eps="small")
