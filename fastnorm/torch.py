@@ -37,6 +37,7 @@ import math
 from numbers import Real
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -70,11 +71,10 @@ def _check_tensors(input, any_dtype=False, **tensors):
     """Every given tensor is a floating tensor on input's device, of input's
     dtype or float32 beside 16-bit input (torch's rule for its norms'
     parameters; rms_norm takes any, with any_dtype)."""
-    allowed = {input.dtype, torch.float32 if input.dtype in (torch.bfloat16, torch.float16)
-               else input.dtype}
     for name, t in tensors.items():
-        if t is None:
-            continue
+        if t is None or (type(t) is Tensor and t.dtype == input.dtype
+                         and t.device == input.device):
+            continue  # the common case, cheaply
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a tensor or None, got {type(t).__name__}")
         if t.device != input.device:
@@ -82,7 +82,9 @@ def _check_tensors(input, any_dtype=False, **tensors):
                                f"on {t.device} and input on {input.device}")
         if t.dtype not in _FLOAT:
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-        if not any_dtype and t.dtype not in allowed:
+        beside_16_bit = t.dtype == torch.float32 and input.dtype in (torch.bfloat16,
+                                                                      torch.float16)
+        if not (any_dtype or t.dtype == input.dtype or beside_16_bit):
             raise TypeError(f"mixed dtypes: {name} has dtype {t.dtype} but input has "
                             f"{input.dtype}; it must have the input's dtype (or float32 "
                             "beside bfloat16/float16 input)")
@@ -93,10 +95,13 @@ def _array(t, dtype):
     t's memory when t has that dtype, else a converted copy."""
     if t is None:
         return None
-    t = t.detach()
     if t.dtype != dtype:
         t = t.to(dtype)
-    if t.device.type == "cuda":
+    if t.requires_grad:
+        t = t.detach()
+    if t.is_cpu:
+        return t.numpy()
+    if t.is_cuda:
         try:
             import cupy
         except ImportError:
@@ -104,26 +109,26 @@ def _array(t, dtype):
                                "(the gpu extra: pip install 'fastnorm[gpu]'); it does not copy "
                                "them to the CPU") from None
         return cupy.from_dlpack(t)
-    if t.device.type != "cpu":
-        raise RuntimeError(f"fastnorm takes CPU and CUDA tensors, got one on {t.device}")
-    return t.numpy()
+    raise RuntimeError(f"fastnorm takes CPU and CUDA tensors, got one on {t.device}")
 
 
 def _tensor(a, dtype):
     """The result array `a` (NumPy or CuPy) as a tensor of `dtype`, on the
     array's device (no copy when it already has that dtype)."""
-    if _backend.array_library(a) == "cupy":
-        t = torch.from_dlpack(a)
-    else:
+    if type(a) is np.ndarray:
         # (a read-only array is a broadcast statistic: torch wants its own memory)
         t = torch.from_numpy(a if a.flags.writeable else a.copy())
+    else:
+        t = torch.from_dlpack(a)
     return t if t.dtype == dtype else t.to(dtype)
 
 
 def _stats(a):
-    """Saved statistics as float64 tensors (their dtype does not depend on
-    the device, so the fake implementations know it)."""
-    return _tensor(_backend.namespace(a).ascontiguousarray(a), torch.float64)
+    """Saved statistics as contiguous float64 tensors (their dtype does not
+    depend on the device, so the fake implementations know it)."""
+    if not a.flags.c_contiguous:
+        a = _backend.namespace(a).ascontiguousarray(a)
+    return _tensor(a, torch.float64)
 
 
 def _channels_last(t):
@@ -216,23 +221,22 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
 
 
-def _traced(args):
-    """Whether something other than plain eager execution sees this call:
-    torch.compile/export, fx tracing (a Proxy), tensor subclasses (FakeTensor,
-    FunctionalTensor, ...), or an active torch function/dispatch mode (a
-    profiler, FlopCounterMode, ...). Those get the dispatcher."""
-    return (torch.compiler.is_compiling() or not isinstance(args[0], Tensor)
-            or any(isinstance(a, Tensor) and type(a) is not Tensor for a in args)
-            or torch._C._is_torch_function_mode_enabled()
-            or torch._C._len_torch_dispatch_stack() > 0)
-
-
 def _run(op, *args):
-    """op(*args), straight to its implementation when nothing traces it."""
-    if _traced(args):
+    """op(*args), straight to its implementation when nothing but plain eager
+    execution sees the call. Everything else gets the dispatcher:
+    torch.compile/export, fx tracing (a Proxy), tensor subclasses (FakeTensor,
+    FunctionalTensor, ...), an active torch function or dispatch mode (a
+    profiler, FlopCounterMode, ...)."""
+    if (torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
+            or torch._C._len_torch_dispatch_stack() or not isinstance(args[0], Tensor)):
         return op(*args)
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    needs_grad = False
+    for a in args:
+        if isinstance(a, Tensor):
+            if type(a) is not Tensor:
+                return op(*args)
+            needs_grad = needs_grad or a.requires_grad
+    if needs_grad and torch.is_grad_enabled():
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)
         return _EagerAutograd.apply(op, *args)
