@@ -258,6 +258,8 @@ def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloa
     half = _half_storage(X, bfloat16)
     if half is not None:
         X16, bf16 = half
+        if dY.dtype != X.dtype:  # a view of another dtype would misread dY
+            raise TypeError(f"dY ({dY.dtype}) and X ({X.dtype}) must share a 16-bit dtype")
         dY16 = dY if bf16 else dY.view(np.uint16)
         _norms.layer_norm_bwd_16(dY16, X16, weight, mean, rstd, rms, bf16, want_dw, want_db,
                                  effective_n_threads(4 * X.nbytes), dX.view(np.uint16), dw, db)

@@ -462,3 +462,14 @@ def test_against_torch(kernels, rng, storage, rms, n):
     if not rms:
         tdb = to64(tgrads[2])
         np.testing.assert_allclose(db, tdb, rtol=0, atol=4 * eps16 * np.abs(tdb).max())
+
+
+def test_mismatched_storage_is_an_error():
+    x = np.zeros((2, 4), np.float16)
+    _, mean, rstd = _cpu.row_norm_forward(x, None, None, 1e-5, False)
+    with pytest.raises(TypeError, match="16-bit"):
+        _cpu.row_norm_backward(x.astype(np.float32), x, None, mean, rstd, False, True, True)
+    with pytest.raises(ValueError):  # bfloat16 bits must come as uint16
+        _cpu.row_norm_forward(x, None, None, 1e-5, False, bfloat16=True)
+    with pytest.raises(ValueError):  # 16-bit kernels take float32 parameters
+        _cpu.row_norm_forward(x, np.ones(4), None, 1e-5, False)
