@@ -10,10 +10,17 @@ The weight and bias gradients are column sums over rows: rows are split into
 a fixed number of blocks (a function of the shape only), each block sums its
 rows, and the blocks are added in order: bitwise the same for any thread
 count.
+
+16-bit storage (layer_norm_fwd_16 / layer_norm_bwd_16): x, y, dy, dx are
+bfloat16 or float16 held as uint16, weight and bias float32, statistics and
+parameter gradients float64 as above. Each row is converted into a float32
+scratch row (per thread, in cache), the float body runs on it, and its
+result is rounded back to 16 bits (half.h): the same numerics as the float32
+kernels, no per-type copy of the bodies, and one read of each input.
 """
 cimport numpy as cnp
-from cython.parallel cimport prange
-from libc.stdlib cimport calloc, free
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport calloc, free, malloc
 
 cnp.import_array()
 
@@ -39,6 +46,12 @@ cdef extern from "row_norms.h":
     void row_norm_param_grads_double(const double* dy, const double* x, Py_ssize_t n,
                                      double mu, double r, double* dw,
                                      double* db) noexcept nogil
+
+cdef extern from "half.h":
+    void fastnorm_half_to_float(const unsigned short* src, Py_ssize_t n, int bf16,
+                                float* dst) noexcept nogil
+    void fastnorm_float_to_half(const float* src, Py_ssize_t n, int bf16,
+                                unsigned short* dst) noexcept nogil
 
 cdef enum:
     MAX_BLOCKS = 64
@@ -123,6 +136,27 @@ def row_norm_fwd(cnp.ndarray X, Py_ssize_t n_rows, Py_ssize_t n, object weight, 
     return out, mean, rstd
 
 
+def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, size_t bias,
+                      double eps, bint rms, bint is_double, int n_threads, size_t out,
+                      size_t mean, size_t rstd):
+    """row_norm_fwd over buffers given by address (0: no weight/bias), for
+    callers whose arrays are not NumPy's (fastnorm.torch's CPU tensors):
+    making NumPy views of them costs more than a small call's kernel. The
+    caller guarantees C-contiguous buffers of these sizes, float64 when
+    is_double else float32 (mean and rstd float64, n_rows values each)."""
+    if n_rows <= 0 or n <= 0:
+        return
+    with nogil:
+        if is_double:
+            _rows_fwd_double(<const double*> x, n_rows, n, <const double*> weight,
+                             <const double*> bias, eps, rms, <double*> out, <double*> mean,
+                             <double*> rstd, n_threads)
+        else:
+            _rows_fwd_float(<const float*> x, n_rows, n, <const float*> weight,
+                            <const float*> bias, eps, rms, <float*> out, <double*> mean,
+                            <double*> rstd, n_threads)
+
+
 def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
                    const floating[::1] weight, const double[::1] mean,
                    const double[::1] rstd, bint rms, bint want_dw, bint want_db,
@@ -166,3 +200,113 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
             dw[j] += partial[2 * blk * n + j]
             db[j] += partial[2 * blk * n + n + j]
     free(partial)
+
+
+def half_to_float(const unsigned short[::1] src, bint bfloat16, float[::1] out):
+    """out = src (bfloat16 bits or float16 bits) as float32, exactly."""
+    with nogil:
+        fastnorm_half_to_float(&src[0] if src.shape[0] else NULL, src.shape[0], bfloat16,
+                               &out[0] if out.shape[0] else NULL)
+
+
+def float_to_half(const float[::1] src, bint bfloat16, unsigned short[::1] out):
+    """out = src rounded to bfloat16 or float16 (to nearest, ties to even)."""
+    with nogil:
+        fastnorm_float_to_half(&src[0] if src.shape[0] else NULL, src.shape[0], bfloat16,
+                               &out[0] if out.shape[0] else NULL)
+
+
+cdef float* _scratch(int n_threads, Py_ssize_t rows, Py_ssize_t n) except NULL:
+    """`rows` float rows of length n per thread, for the 16-bit kernels."""
+    cdef float* buf = <float*> malloc(max(1, n_threads) * rows * n * sizeof(float))
+    if buf == NULL:
+        raise MemoryError()
+    return buf
+
+
+def layer_norm_fwd_16(const unsigned short[:, ::1] X, const float[::1] weight,
+                      const float[::1] bias, double eps, bint rms, bint bfloat16,
+                      int n_threads, unsigned short[:, ::1] out, double[::1] mean,
+                      double[::1] rstd):
+    """layer_norm_fwd on 16-bit storage: X and out hold bfloat16 (bfloat16
+    true) or float16 bits; weight/bias float32 or None."""
+    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i
+    cdef const float* w = NULL if weight is None else &weight[0]
+    cdef const float* b = NULL if bias is None else &bias[0]
+    cdef float* scratch
+    cdef float* xs
+    if n == 0 or n_rows == 0:
+        return
+    n_threads = max(1, n_threads)
+    scratch = _scratch(n_threads, 2, n)
+    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+        xs = scratch + 2 * n * threadid()
+        fastnorm_half_to_float(&X[i, 0], n, bfloat16, xs)
+        row_norm_fwd_float(xs, n, w, b, eps, rms, xs + n, &mean[i], &rstd[i])
+        fastnorm_float_to_half(xs + n, n, bfloat16, &out[i, 0])
+    free(scratch)
+
+
+cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, Py_ssize_t n,
+                             const float* w, double mu, double r, bint rms, bint bfloat16,
+                             float* s, unsigned short* dx, double* p) noexcept nogil:
+    """dx of one row through the float scratch s (3 rows of n); when p is
+    not NULL, also add the row's dw, db to p, p + n."""
+    fastnorm_half_to_float(dy, n, bfloat16, s)
+    fastnorm_half_to_float(x, n, bfloat16, s + n)
+    row_norm_bwd_float(s, s + n, n, w, mu, r, rms, s + 2 * n)
+    fastnorm_float_to_half(s + 2 * n, n, bfloat16, dx)
+    if p != NULL:
+        row_norm_param_grads_float(s, s + n, n, mu, r, p, p + n)
+
+
+def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, ::1] X,
+                      const float[::1] weight, const double[::1] mean,
+                      const double[::1] rstd, bint rms, bint bfloat16, bint want_dw,
+                      bint want_db, int n_threads, unsigned short[:, ::1] dX,
+                      double[::1] dw, double[::1] db):
+    """layer_norm_bwd on 16-bit storage (see layer_norm_fwd_16). The weight
+    and bias gradients are summed in the same pass as dX (each row is read
+    once), in the same fixed blocks as layer_norm_bwd: bitwise the same for
+    any thread count."""
+    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, j, blk, n_blocks, r0, r1
+    cdef Py_ssize_t rows_per_block
+    cdef const float* w = NULL if weight is None else &weight[0]
+    cdef float* scratch
+    cdef double* partial = NULL
+    cdef double* p
+    if n == 0 or n_rows == 0:
+        for j in range(n):
+            dw[j] = 0.0
+            db[j] = 0.0
+        return
+    n_threads = max(1, n_threads)
+    scratch = _scratch(n_threads, 3, n)
+    if not (want_dw or want_db):
+        for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+            _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
+                        scratch + 3 * n * threadid(), &dX[i, 0], NULL)
+        free(scratch)
+        return
+    n_blocks = _n_blocks(n_rows)
+    rows_per_block = (n_rows + n_blocks - 1) // n_blocks
+    partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
+    if partial == NULL:
+        free(scratch)
+        raise MemoryError()
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
+        p = partial + 2 * blk * n
+        r0 = blk * rows_per_block
+        r1 = min(r0 + rows_per_block, n_rows)
+        for i in range(r0, r1):
+            _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
+                        scratch + 3 * n * threadid(), &dX[i, 0], p)
+    for j in range(n):
+        dw[j] = 0.0
+        db[j] = 0.0
+    for blk in range(n_blocks):
+        for j in range(n):
+            dw[j] += partial[2 * blk * n + j]
+            db[j] += partial[2 * blk * n + n + j]
+    free(partial)
+    free(scratch)

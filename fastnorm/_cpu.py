@@ -212,29 +212,96 @@ def sparse_col_quantiles(X, qs):
 
 # ------------------------------------------------------- deep-learning norms ---
 
-def row_norm_forward(X, weight, bias, eps, rms):
+def _half_storage(X, bfloat16):
+    """(uint16 view of X, bfloat16?) when X is 16-bit storage, else None:
+    float16, or uint16 holding bfloat16 bits (bfloat16=True)."""
+    if bfloat16:
+        return X, True  # the kernel's buffer check rejects anything but uint16
+    if X.dtype == np.float16:
+        return X.view(np.uint16), False
+    return None
+
+
+def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
     """layer_norm (rms: rms_norm) of each row of C-contiguous X, the rows
     being its last dimension (2-D X, or any C-contiguous N-D array whose
     normalized values are that dimension: no reshape needed).
 
-    weight/bias: None or C-contiguous arrays of X.shape[-1] values in X's
-    dtype. Returns (out, mean, rstd): out of X's shape, the statistics
-    float64 (one per row).
+    Returns (out, mean, rstd): out of X's shape and dtype, the statistics
+    float64 (one per row). X float32 or float64 (weight, bias None or
+    C-contiguous arrays of X.shape[-1] values of its dtype), or 16-bit
+    storage (2-D): float16, or uint16 holding bfloat16 bits with
+    bfloat16=True, with float32 weight and bias; computed as float32 is
+    (float64 statistics) and rounded to 16 bits, to nearest even.
     """
+    half = _half_storage(X, bfloat16)
+    if half is not None:
+        out = np.empty_like(X)
+        mean, rstd = np.empty(X.shape[0]), np.empty(X.shape[0])
+        X16, bf16 = half
+        # 2 * nbytes: the work per element is float32's
+        _norms.layer_norm_fwd_16(X16, weight, bias, eps, rms, bf16,
+                                 effective_n_threads(2 * X.nbytes),
+                                 out.view(np.uint16), mean, rstd)
+        return out, mean, rstd
     n = X.shape[-1]
     n_rows = X.size // n if n else math.prod(X.shape[:-1])
     return _norms.row_norm_fwd(X, n_rows, n, weight, bias, eps, rms,
                                effective_n_threads(X.nbytes))
 
 
-def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
-    """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted)."""
+def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, mean, rstd):
+    """row_norm_forward over C-contiguous buffers given by address (x, out:
+    n_rows * n float32, or float64 when is_double; weight, bias: n values or
+    0 for none; mean, rstd: n_rows float64), written into out, mean, rstd.
+    For arrays that are not NumPy's (torch's CPU tensors), whose caller
+    checked all of this."""
+    nbytes = n_rows * n * (8 if is_double else 4)
+    _norms.row_norm_fwd_into(x, n_rows, n, weight, bias, eps, rms, is_double,
+                             effective_n_threads(nbytes), out, mean, rstd)
+
+
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False):
+    """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted).
+
+    16-bit storage as in row_norm_forward: dY and X of the same 16-bit dtype
+    (bfloat16=True for uint16 bfloat16 bits), weight float32 or None; dX in
+    X's dtype.
+    """
     dX = np.empty_like(X)
     n = X.shape[1]
     dw, db = np.empty(n), np.empty(n)
+    half = _half_storage(X, bfloat16)
+    if half is not None:
+        X16, bf16 = half
+        if dY.dtype != X.dtype:  # a view of another dtype would misread dY
+            raise TypeError(f"dY ({dY.dtype}) and X ({X.dtype}) must share a 16-bit dtype")
+        dY16 = dY if bf16 else dY.view(np.uint16)
+        _norms.layer_norm_bwd_16(dY16, X16, weight, mean, rstd, rms, bf16, want_dw, want_db,
+                                 effective_n_threads(4 * X.nbytes), dX.view(np.uint16), dw, db)
+        return dX, (dw if want_dw else None), (db if want_db else None)
     _norms.layer_norm_bwd(dY, X, weight, mean, rstd, rms, want_dw, want_db,
                           effective_n_threads(2 * X.nbytes), dX, dw, db)
     return dX, (dw if want_dw else None), (db if want_db else None)
+
+
+def half_to_float32(H, *, bfloat16=False):
+    """float32 copy (same shape) of 16-bit storage H: float16, or uint16
+    holding bfloat16 bits with bfloat16=True. Exact."""
+    H = np.ascontiguousarray(H)
+    out = np.empty(H.shape, np.float32)
+    src = H if bfloat16 else H.view(np.uint16)
+    _norms.half_to_float(src.reshape(-1), bfloat16, out.reshape(-1))
+    return out
+
+
+def float32_to_half(X, *, bfloat16=False):
+    """X (float32) rounded to nearest even 16-bit storage: float16, or
+    uint16 bfloat16 bits with bfloat16=True. The kernels' rounding."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = np.empty(X.shape, np.uint16 if bfloat16 else np.float16)
+    _norms.float_to_half(X.reshape(-1), bfloat16, out.view(np.uint16).reshape(-1))
+    return out
 
 
 # ---------------------------------------------------------- channel norms ---
