@@ -171,41 +171,83 @@ def _check_saved(saved, shape):
 
 # ------------------------------------------------------ layer / rms norm ---
 
-def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved):
-    x = _float_array(input, "input", gpu=True)
+def _row_input(x, bfloat16):
+    """(input array, its 16-bit storage or None) for the row norms: what
+    _float_array gives, or on the CPU a float16 array ("float16"), or with
+    bfloat16 (fastnorm.torch's bfloat16 tensors: NumPy has no such dtype) a
+    uint16 array of bfloat16 bits ("bfloat16"). 16-bit values are computed
+    as float32 and rounded back."""
+    if bfloat16:
+        return np.asarray(x), "bfloat16"
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize == 2:
+        return np.asarray(x, dtype=np.float16), "float16"  # (in native byte order)
+    return _float_array(x, "input", gpu=True), None
+
+
+def _row_param(p, name, shape, x, half):
+    """weight/bias as the kernels take them: _param's, or beside 16-bit input
+    a float32 array (given float32, or float16 beside float16 input, as
+    torch's rule for 16-bit input's parameters)."""
+    if half is None or p is None:
+        return _param(p, name, shape, x)
+    arr = np.asarray(p)
+    allowed = ("float32",) if half == "bfloat16" else ("float32", "float16")
+    if arr.dtype.name not in allowed:
+        raise TypeError(f"{name} has dtype {arr.dtype}; beside {half} input it must be "
+                        f"{' or '.join(allowed)}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (normalized_shape), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+
+
+def _row_eps(eps, x, half, rms):
+    if half is not None and eps is None and rms:  # the dtype's machine epsilon, as torch
+        return 2.0 ** -7 if half == "bfloat16" else float(np.finfo(np.float16).eps)
+    return _eps(eps, x.dtype, allow_none=rms)
+
+
+def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved, bfloat16=False):
+    x, half = _row_input(input, bfloat16)
     shape = _normalized_shape(normalized_shape, x)
-    w = _param(weight, "weight", shape, x)
-    b = _param(bias, "bias", shape, x)
-    eps = _eps(eps, x.dtype, allow_none=rms)
+    w = _row_param(weight, "weight", shape, x, half)
+    b = _row_param(bias, "bias", shape, x, half)
+    eps = _row_eps(eps, x, half, rms)
     X2 = _rows(x, shape)
+    storage = {"bfloat16": True} if half == "bfloat16" else {}
     out, mean, rstd = _backend.ops_for(X2, w, b, name="input").row_norm_forward(
-        X2, w, b, eps, rms)
+        X2, w, b, eps, rms, **storage)
     out = out.reshape(x.shape)
     return (out, SavedStats(mean, rstd)) if return_saved else out
 
 
-def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, rms, saved):
-    x = _float_array(input, "input", gpu=True)
-    dy = _float_array(grad_output, "grad_output", gpu=True)
+def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, rms, saved,
+                       bfloat16=False):
+    x, half = _row_input(input, bfloat16)
+    dy = np.asarray(grad_output) if half else _float_array(grad_output, "grad_output", gpu=True)
     ops = _backend.ops_for(x, dy, name="grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
         raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
                          f"got {dy.shape} {dy.dtype}")
     shape = _normalized_shape(normalized_shape, x)
-    w = _param(weight, "weight", shape, x)
-    b = _param(bias, "bias", shape, x)
-    eps = _eps(eps, x.dtype, allow_none=rms)
+    w = _row_param(weight, "weight", shape, x, half)
+    b = _row_param(bias, "bias", shape, x, half)
+    eps = _row_eps(eps, x, half, rms)
     X2, dY2 = _rows(x, shape), _rows(dy, shape)
     saved = _check_saved(saved, X2.shape[0])
+    storage = {"bfloat16": True} if half == "bfloat16" else {}
     if saved is None:
-        _, mean, rstd = ops.row_norm_forward(X2, None, None, eps, rms)
+        _, mean, rstd = ops.row_norm_forward(X2, None, None, eps, rms, **storage)
     else:
         _backend.ops_for(x, saved.mean, saved.rstd, name="saved")
         mean, rstd = saved.mean, saved.rstd
-    dX, dw, db = ops.row_norm_backward(dY2, X2, w, mean, rstd, rms,
-                                       want_dw=w is not None, want_db=b is not None)
-    as_param = (lambda g: None if g is None else g.astype(x.dtype).reshape(shape))
-    return dX.reshape(x.shape), as_param(dw), as_param(db)
+    dX, dw, db = ops.row_norm_backward(dY2, X2, w, mean, rstd, rms, want_dw=w is not None,
+                                       want_db=b is not None, **storage)
+
+    def as_param(g, given):  # in the parameter's dtype (16-bit input: as given)
+        if g is None:
+            return None
+        return g.astype(x.dtype if half is None else np.asarray(given).dtype).reshape(shape)
+    return dX.reshape(x.shape), as_param(dw, weight), as_param(db, bias)
 
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -27,9 +27,11 @@ Tensors: CPU tensors are read and written through NumPy views, without copies
 (a channels_last tensor as its NHWC memory, so it stays channels_last).
 bfloat16 and float16 tensors are computed in float32 (as torch accumulates
 them) and returned in the input's dtype; parameters may be float32 beside
-bfloat16/float16 input, as under ``torch.autocast``. Today that goes through a
-float32 copy of the input. CUDA tensors go to fastnorm's GPU path through
-DLPack, zero-copy (that path needs CuPy; it has not yet run on a GPU).
+bfloat16/float16 input, as under ``torch.autocast``. layer_norm and rms_norm
+run them on 16-bit CPU kernels without a copy; the other norms, and CUDA
+tensors, through a float32 copy of the input. CUDA tensors go to fastnorm's
+GPU path through DLPack, zero-copy (that path needs CuPy; it has not yet run
+on a GPU).
 
 torch is an optional dependency: ``import fastnorm`` does not import it.
 """
@@ -172,6 +174,8 @@ def _empty_like_result(input):
 def _real(value, name):
     """A float argument: any real number, as torch takes it (a negative eps
     or a momentum outside [0, 1] included)."""
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a float, got {value!r}")
     return float(value)
@@ -249,16 +253,72 @@ def _rows_of(input, normalized_shape):
     return math.prod(input.shape[:input.dim() - len(normalized_shape)])
 
 
+def _row_arrays(input, dtype, *params):
+    """(input's array, bfloat16?, parameters' arrays) for the row norms. On
+    the CPU, bfloat16 and float16 input go to the 16-bit kernels as they are
+    (bfloat16 as its uint16 bits: NumPy has no bfloat16), parameters as
+    float32; elsewhere everything in the compute dtype."""
+    if input.is_cpu and input.dtype in (torch.bfloat16, torch.float16):
+        t = input.detach().contiguous()
+        bf16 = t.dtype == torch.bfloat16
+        x = t.view(torch.int16).numpy().view(np.uint16) if bf16 else t.numpy()
+        return x, bf16, [_array(p, torch.float32) for p in params]
+    return _array(input, dtype), False, [_array(p, dtype) for p in params]
+
+
+def _from_row_array(a, dtype):
+    """A row kernel's output as a tensor of `dtype` (uint16 bits: bfloat16)."""
+    if type(a) is np.ndarray and a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return _tensor(a, dtype)
+
+
+def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
+    """(out, mean, rstd) of the common eager call on CPU tensors, straight
+    from the tensors' memory, or None for the general path. Making NumPy
+    views of the tensors costs more than a small call's kernel. The common
+    call: a contiguous float32/float64 CPU tensor normalized over its last
+    dimension, weight and bias None or contiguous CPU tensors of that shape
+    and dtype. Every check of the general path holds for it by construction."""
+    dtype = input.dtype
+    if (dtype is not torch.float32 and dtype is not torch.float64) or not input.is_cpu \
+            or len(normalized_shape) != 1 or not input.is_contiguous():
+        return None
+    n = normalized_shape[0]
+    if not input.dim() or input.shape[-1] != n or n <= 0:
+        return None
+    for p in (weight, bias):
+        if p is not None and (type(p) is not Tensor or p.dtype is not dtype or not p.is_cpu
+                              or p.dim() != 1 or p.shape[0] != n or not p.is_contiguous()):
+            return None
+    ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
+    if ops is None:
+        return None
+    n_rows = input.numel() // n
+    out = torch.empty_like(input)
+    mean = torch.empty(n_rows, dtype=torch.float64)
+    rstd = torch.empty(n_rows, dtype=torch.float64)
+    ops.row_norm_forward_into(input.data_ptr(), n_rows, n,
+                              0 if weight is None else weight.data_ptr(),
+                              0 if bias is None else bias.data_ptr(), eps, rms,
+                              dtype is torch.float64, out.data_ptr(), mean.data_ptr(),
+                              rstd.data_ptr())
+    return out, mean, rstd
+
+
 @_operator("row_norm")
 def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tensor],
               bias: Optional[Tensor], eps: float, rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    fast = _fast_row_norm(input, normalized_shape, weight, bias, eps, rms)
+    if fast is not None:
+        return fast
     dtype = _compute_dtype(input)
     _check_tensors(input, rms, weight=weight, bias=bias)
-    fn = F.rms_norm if rms else F.layer_norm
-    extra = {} if rms else {"bias": _array(bias, dtype)}
-    out, saved = fn(_array(input, dtype), tuple(normalized_shape), _array(weight, dtype),
-                    eps=eps, return_saved=True, **extra)
-    return _tensor(out, input.dtype), _stats(saved.mean), _stats(saved.rstd)
+    x, bf16, (w, b) = _row_arrays(input, dtype, weight, bias)
+    # (F._row_norm: the public functions' body, which also takes bfloat16 bits)
+    out, saved = F._row_norm(x, tuple(normalized_shape), w, None if rms else b, eps, rms,
+                             return_saved=True, bfloat16=bf16)
+    return _from_row_array(out, input.dtype), _stats(saved.mean), _stats(saved.rstd)
 
 
 @_row_norm.register_fake
@@ -276,18 +336,19 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
                        rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
     shape = tuple(normalized_shape)
-    x, dy, w = _array(input, dtype), _array(grad_output, dtype), _array(weight, dtype)
+    x, bf16, (w,) = _row_arrays(input, dtype, weight)
+    dy = _row_arrays(grad_output.to(input.dtype), dtype)[0]
+    # the bias's value does not enter the gradients: zeros stand in for it
+    # (float32 beside 16-bit input, as the parameters are given)
+    b_dtype = np.float32 if x.dtype.itemsize == 2 else x.dtype
+    b = _backend.namespace(x).zeros(shape, b_dtype) if want_bias and not rms else None
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
-    if rms:
-        dx, dw = F.rms_norm_backward(dy, x, shape, w, saved=saved)
-        db = None
-    else:  # the bias's value does not enter the gradients: zeros stand in for it
-        b = _backend.namespace(x).zeros(shape, x.dtype) if want_bias else None
-        dx, dw, db = F.layer_norm_backward(dy, x, shape, w, b, saved=saved)
-    return (_tensor(dx, input.dtype),
-            _nothing(input) if dw is None else _tensor(dw, weight.dtype),
-            _nothing(input) if db is None else _tensor(db, weight.dtype if weight is not None
-                                                       else input.dtype))
+    # (eps: unused, the saved statistics are given)
+    dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16)
+    param_dtype = weight.dtype if weight is not None else input.dtype
+    return (_from_row_array(dx, input.dtype),
+            _nothing(input) if dw is None else _tensor(dw, param_dtype),
+            _nothing(input) if db is None else _tensor(db, param_dtype))
 
 
 @_row_norm_backward.register_fake
@@ -317,7 +378,7 @@ _autograd(_row_norm, _row_norm_grad, _row_norm_setup)
 
 
 def _shape_list(normalized_shape):
-    if isinstance(normalized_shape, int):
+    if type(normalized_shape) is int:
         return [normalized_shape]
     return [int(n) for n in normalized_shape]
 

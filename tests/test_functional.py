@@ -157,3 +157,30 @@ def test_bad_input_names_the_argument(rng):
         F.layer_norm_backward(np.ones_like(x), x, 6, saved=saved)
     with pytest.raises(TypeError, match="saved"):
         F.layer_norm_backward(np.ones_like(x), x, 6, saved=(1, 2))
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_row_norms_take_numpy_float16(rms):
+    """float16 arrays run on the 16-bit kernels (float32 arithmetic), with
+    float16 or float32 parameters, as torch's float16 layer_norm/rms_norm."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 40)).astype(np.float16)
+    w = rng.standard_normal(40).astype(np.float32)
+    dy = rng.standard_normal((6, 40)).astype(np.float16)
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    if rms:
+        y, saved = F.rms_norm(x, 40, w, eps=1e-5, return_saved=True)
+        dx, dw = F.rms_norm_backward(dy, x, 40, w, eps=1e-5, saved=saved)
+        ty = torch.nn.functional.rms_norm(tx, (40,), tw, 1e-5)
+    else:
+        y, saved = F.layer_norm(x, 40, w, return_saved=True)
+        dx, dw, _ = F.layer_norm_backward(dy, x, 40, w, saved=saved)
+        ty = torch.nn.functional.layer_norm(tx, (40,), tw)
+    ty.backward(torch.from_numpy(dy))
+    assert y.dtype == dx.dtype == np.float16 and dw.dtype == np.float32
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=4e-3, atol=4e-3)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-2, atol=1e-2)
+    with pytest.raises(TypeError, match="weight has dtype float64"):
+        F.layer_norm(x, 40, w.astype(np.float64))

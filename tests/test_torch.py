@@ -547,3 +547,40 @@ def test_float_arguments_are_checked():
         ft.batch_norm(torch.randn(4, 3), None, None, training=True, momentum=None)
     with pytest.raises(TypeError, match="eps must be a float"):
         ft.layer_norm(torch.randn(4, 3), (3,), eps="small")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_16_bit_cpu_tensors_reach_the_16_bit_kernels_without_copies(monkeypatch, dtype):
+    import numpy as np
+
+    import fastnorm.functional as F
+    seen = {}
+    real = F._row_norm
+
+    def spy(x, *args, **kwargs):
+        seen["x"], seen["bfloat16"] = x, kwargs["bfloat16"]
+        return real(x, *args, **kwargs)
+    monkeypatch.setattr(F, "_row_norm", spy)
+    x = torch.randn(4, 16).to(dtype)
+    y = ft.layer_norm(x, (16,), torch.ones(16), torch.zeros(16))
+    assert seen["bfloat16"] == (dtype == torch.bfloat16)
+    assert seen["x"].dtype == (np.uint16 if dtype == torch.bfloat16 else np.float16)
+    assert seen["x"].__array_interface__["data"][0] == x.data_ptr()  # x itself, no copy
+    torch.testing.assert_close(y, TF.layer_norm(x, (16,)), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_the_small_call_path_gives_the_general_paths_bits(dtype):
+    import numpy as np
+
+    import fastnorm.functional as F
+    x, w, b = (torch.randn(*s, dtype=dtype) for s in ((5, 3, 33), (33,), (33,)))
+    for rms in (False, True):
+        fast = ft._fast_row_norm(x, [33], w, None if rms else b, 1e-5, rms)
+        general = F._row_norm(x.numpy(), (33,), w.numpy(), None if rms else b.numpy(), 1e-5,
+                              rms, return_saved=True)
+        np.testing.assert_array_equal(fast[0].numpy(), general[0])
+        np.testing.assert_array_equal(fast[1].numpy(), general[1].mean)
+        np.testing.assert_array_equal(fast[2].numpy(), general[1].rstd)
+    assert ft._fast_row_norm(x.transpose(0, 1), [33], w, b, 1e-5, False) is None
+    assert ft._fast_row_norm(x, [33], w.to(torch.float16), b, 1e-5, False) is None
