@@ -7,20 +7,20 @@ Two ways to find the k-th smallest values of a row or column:
   std::nth_element, one selection per quantile in ascending order, each on
   the part left of the previous one.
 
-- `quantiles_cols` (long columns of a row-major array): radix selection in
-  streaming passes over the rows, all the columns of a tile at once, so X is
-  read in order and never copied or gathered column by column (a strided
-  gather reads a whole cache line per element). Each value maps to an
-  order-preserving unsigned key; pass 1 counts per column the top 11 key
-  bits of each value, which says in which bucket each wanted rank lies; the
-  next passes count the next 11 bits of only the values in those buckets.
-  Once the buckets hold few enough values they are copied out and finished
-  with nth_element on the keys; otherwise the passes go on down to the last
-  key bit. Either way the result is the exact k-th value: heavy duplicates
-  only cost more passes (at most 3 for float32, 6 for float64).
+- `quantiles_cols` (long columns of a row-major array): bucket selection in
+  streaming passes over the rows, 64 columns at a time, so X is read in
+  order and never copied or gathered column by column (a strided gather
+  reads a whole cache line per element). A row sample places 256 linear
+  buckets per column over the range the wanted quantiles span; one pass
+  counts each column's values per bucket, which says in which bucket each
+  wanted rank lies and its rank inside; a second pass copies out the
+  (order-preserving integer) keys of only those buckets, and nth_element on
+  them gives the exact k-th value. A poor sample (or heavy duplicates) only
+  makes the copied buckets bigger: the result stays exact.
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
+from libc.float cimport DBL_MAX
 from libc.math cimport ceil, floor, isfinite, NAN
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -101,15 +101,17 @@ def quantiles_rows(const floating[:, ::1] X, const double[::1] qs,
         free(buf)
 
 
-# ------------------------------------------- bucket selection (columns) ---
+# ------------------------------------------------- bucket selection (columns) ---
 
 ctypedef uint64_t key_t   # float32 keys use the low 32 bits
 
 cdef enum:
-    N_BUCKETS = 256        # linear buckets per column, plus one below and one above
-    # A column's histogram starts HIST_STRIDE counts after the previous one:
-    # 64 bytes more than 8 KB, or every column's busiest counters would share
-    # an L1 cache set (addresses 8 KB apart do) and evict each other.
+    # linear buckets per column, plus one below and one above: the 64 columns'
+    # counts (70 KB) stay in L2, where the increments are cheap
+    N_BUCKETS = 256
+    # A column's counts start HIST_STRIDE after the previous column's: the
+    # N_BUCKETS + 2 counts rounded up to an odd number of 64-byte lines, so
+    # that the columns' same buckets spread over the L1 cache sets.
     HIST_STRIDE = N_BUCKETS + 16
     N_SAMPLE = 4096        # rows sampled to place the buckets
 
@@ -179,7 +181,8 @@ cdef void _place_buckets(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows,
     q_lo and q_hi quantiles as N_SAMPLE evenly spaced rows estimate them (so
     that the wanted ranks fall in narrow buckets, and far tails and outliers
     in the two end buckets). Only speed depends on this: any finite lo and
-    positive finite scale give exact results."""
+    positive finite scale give exact results (and (v - lo) * scale is then
+    never NaN, which would break the buckets' order)."""
     cdef Py_ssize_t n_s = min(n_rows, <Py_ssize_t> N_SAMPLE), c, j, k, i_lo, i_hi
     cdef double v
     for c in range(n_cols):
@@ -200,6 +203,8 @@ cdef void _place_buckets(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows,
         if isfinite(v) and isfinite(sample[i_hi]) and sample[i_hi] > v:
             lo[c] = v
             scale[c] = N_BUCKETS / (sample[i_hi] - v)
+            if scale[c] == 0.0:  # the spread overflows (and inf * 0 is NaN)
+                scale[c] = N_BUCKETS / DBL_MAX
             if not isfinite(scale[c]):  # a subnormal spread
                 scale[c] = 1.0
         elif isfinite(v):
@@ -329,18 +334,18 @@ cdef void _gather_fallback(const floating* col, Py_ssize_t n_rows, Py_ssize_t st
 
 
 def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_nan,
-                   int n_threads, double[:, ::1] out, Py_ssize_t min_rows,
-                   Py_ssize_t cand_cap):
+                   int n_threads, double[:, ::1] out, Py_ssize_t min_rows):
     """out[j, k] = quantile qs[k] (a fraction in [0, 1], ascending) of column j.
 
     Columns of fewer than min_rows rows are gathered (strided) and selected
     as rows are. Longer ones, 64 at a time, in passes over the rows:
-    1. place 2048 buckets per column over the wanted range (a row sample);
+    1. place N_BUCKETS buckets per column over the wanted range (a row sample);
     2. count each column's values per bucket (per-thread histograms);
     3. the counts say which bucket holds each wanted rank, and its rank
-       inside: copy the keys of those buckets out (at most cand_cap keys per
-       pass, columns grouped to fit; a column alone always fits, as its
-       buckets hold at most n_rows values) and nth_element them.
+       inside: copy the keys of those buckets out (at most n_rows keys per
+       pass, columns grouped to fit; a column alone always fits, its buckets
+       being disjoint) and nth_element them.
+    Extra memory: 8 bytes per row for the keys, ~70 KB of counts per thread.
     Every pass partitions rows into the same fixed blocks per thread, so the
     per-thread counts give each thread its write positions, and the result
     does not depend on the thread count.
@@ -370,7 +375,7 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
         return
 
     nt = <int> min(<Py_ssize_t> nt, n_rows)
-    cand_cap = max(cand_cap, n_rows)
+    cdef Py_ssize_t cand_cap = n_rows
     # PyMem_Raw*: thread-safe without the GIL, and seen by tracemalloc
     cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nt * T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* hist = <uint32_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint32_t))

@@ -115,8 +115,8 @@ def quantiles(X, axis, qs, ignore_nan=False):
 
     Rows of a row-major array are contiguous: each is selected on its own.
     Columns are selected in place, in passes over the rows (no transposed
-    copy); extra memory: 8 bytes per row (the candidate keys) and 0.5 MiB of
-    histograms per thread.
+    copy); extra memory: 8 bytes per row (the candidate keys) and ~70 KB of
+    counts per thread.
     """
     Xk, ak, _ = _kernel_view(X, axis)
     qs = np.asarray(qs, dtype=np.float64)
@@ -128,7 +128,7 @@ def quantiles(X, axis, qs, ignore_nan=False):
         _quantiles.quantiles_rows(Xk, sorted_qs, ignore_nan, n_threads, out)
     else:
         _quantiles.quantiles_cols(Xk, sorted_qs, ignore_nan, n_threads, out,
-                                  QUANTILE_BUCKET_MIN_ROWS, Xk.shape[0])
+                                  QUANTILE_BUCKET_MIN_ROWS)
     result = np.empty_like(out.T)
     result[order] = out.T
     return result
