@@ -375,7 +375,7 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
         return
 
     nt = <int> min(<Py_ssize_t> nt, n_rows)
-    cdef Py_ssize_t cand_cap = n_rows
+    cdef Py_ssize_t cand_size = 0  # keys cand has room for, grown as needed up to n_rows
     # PyMem_Raw*: thread-safe without the GIL, and seen by tracemalloc
     cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nt * T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* hist = <uint32_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint32_t))
@@ -400,13 +400,13 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     cdef Py_ssize_t S = T * R  # room for slots
     cdef Py_ssize_t* bound = <Py_ssize_t*> PyMem_RawMalloc((nt + 1) * S * sizeof(Py_ssize_t))
     cdef Py_ssize_t* pos = <Py_ssize_t*> PyMem_RawMalloc(nt * S * sizeof(Py_ssize_t))
-    cdef key_t* cand = <key_t*> PyMem_RawMalloc(cand_cap * sizeof(key_t))
+    cdef key_t* cand = NULL
     try:
         if (hist_t == NULL or hist == NULL or nan_t == NULL or sample == NULL or lo == NULL
                 or scale == NULL or m == NULL or n_ranks == NULL or ranks == NULL
                 or rank_slot == NULL or rem == NULL or keys == NULL or slot_start == NULL
                 or slot_bucket == NULL or slot_count == NULL or slot_base == NULL or slot_of == NULL
-                or bound == NULL or pos == NULL or cand == NULL):
+                or bound == NULL or pos == NULL):
             raise MemoryError()
         with nogil:
             for tile in range((n_cols + T - 1) // T):
@@ -454,15 +454,24 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
                         rank_slot[j] = n_slots - 1
                         rem[j] = ranks[j] - below
                 slot_start[w] = n_slots
-                # copy the slots' keys out, as many columns per pass as fit
+                # copy the slots' keys out, as many columns per pass as n_rows keys hold
                 g0 = 0
                 while g0 < w:
                     total = 0
                     g1 = g0
                     while g1 < w and (g1 == g0 or total + _group_size(slot_start, slot_count, g1)
-                                      <= cand_cap):
+                                      <= n_rows):
                         total += _group_size(slot_start, slot_count, g1)
                         g1 += 1
+                    if total > cand_size:
+                        PyMem_RawFree(cand)
+                        cand = <key_t*> PyMem_RawMalloc(total * sizeof(key_t))
+                        cand_size = total if cand != NULL else 0
+                    if cand == NULL:  # out of memory: gather these columns instead
+                        for c in range(g0, g1):
+                            n_ranks[c] = -1 if n_ranks[c] > 0 else 0
+                        g0 = g1
+                        continue
                     _collect(&X[0, c0], n_cols, n_rows, g0, g1, nt, S, lo, scale,
                              slot_start, slot_bucket, slot_count, slot_base, hist_t,
                              T * HIST_STRIDE, slot_of, bound, pos, cand)
