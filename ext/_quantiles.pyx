@@ -175,34 +175,42 @@ cdef inline Py_ssize_t _bucket(double v, double lo, double scale) noexcept nogil
 
 
 cdef void _place_buckets(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows,
-                         Py_ssize_t n_cols, double q_lo, double q_hi, double* sample,
-                         double* lo, double* scale) noexcept nogil:
+                         Py_ssize_t n_cols, double q_lo, double q_hi, int nt, double* sample,
+                         Py_ssize_t* n_sample, double* lo, double* scale) noexcept nogil:
     """lo[c], scale[c]: column c's buckets, spread over the values between its
     q_lo and q_hi quantiles as N_SAMPLE evenly spaced rows estimate them (so
     that the wanted ranks fall in narrow buckets, and far tails and outliers
     in the two end buckets). Only speed depends on this: any finite lo and
     positive finite scale give exact results (and (v - lo) * scale is then
-    never NaN, which would break the buckets' order)."""
+    never NaN, which would break the buckets' order). sample: room for
+    N_SAMPLE values per column, gathered row by row (a column at a time
+    would touch a page per value on wide arrays)."""
     cdef Py_ssize_t n_s = min(n_rows, <Py_ssize_t> N_SAMPLE), c, j, k, i_lo, i_hi
+    cdef const floating* row
     cdef double v
-    for c in range(n_cols):
-        k = 0
-        for j in range(n_s):
-            v = X[(j * n_rows // n_s) * ld + c]
-            if v == v:
-                sample[k] = v
-                k += 1
-        lo[c], scale[c] = 0.0, 1.0
+    cdef double* col
+    memset(n_sample, 0, n_cols * sizeof(Py_ssize_t))
+    for j in range(n_s):
+        row = X + (j * n_rows // n_s) * ld
+        for c in range(n_cols):
+            if row[c] == row[c]:
+                sample[c * N_SAMPLE + n_sample[c]] = row[c]
+                n_sample[c] += 1
+    for c in prange(n_cols, schedule="static", num_threads=nt):
+        col = sample + c * N_SAMPLE
+        k = n_sample[c]
+        lo[c] = 0.0
+        scale[c] = 1.0
         if k == 0:
             continue
         i_lo = <Py_ssize_t> (q_lo * (k - 1))
         i_hi = <Py_ssize_t> ceil(q_hi * (k - 1))
-        nth_element(sample, sample + i_lo, sample + k)
-        v = sample[i_lo]
-        nth_element(sample + i_lo, sample + i_hi, sample + k)
-        if isfinite(v) and isfinite(sample[i_hi]) and sample[i_hi] > v:
+        nth_element(col, col + i_lo, col + k)
+        v = col[i_lo]
+        nth_element(col + i_lo, col + i_hi, col + k)
+        if isfinite(v) and isfinite(col[i_hi]) and col[i_hi] > v:
             lo[c] = v
-            scale[c] = N_BUCKETS / (sample[i_hi] - v)
+            scale[c] = N_BUCKETS / (col[i_hi] - v)
             if scale[c] == 0.0:  # the spread overflows (and inf * 0 is NaN)
                 scale[c] = N_BUCKETS / DBL_MAX
             if not isfinite(scale[c]):  # a subnormal spread
@@ -380,7 +388,8 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nt * T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* hist = <uint32_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* nan_t = <uint32_t*> PyMem_RawMalloc(nt * T * sizeof(uint32_t))
-    cdef double* sample = <double*> PyMem_RawMalloc(N_SAMPLE * sizeof(double))
+    cdef double* sample = <double*> PyMem_RawMalloc(T * N_SAMPLE * sizeof(double))
+    cdef Py_ssize_t* n_sample = <Py_ssize_t*> PyMem_RawMalloc(T * sizeof(Py_ssize_t))
     cdef double* lo = <double*> PyMem_RawMalloc(T * sizeof(double))
     cdef double* scale = <double*> PyMem_RawMalloc(T * sizeof(double))
     cdef Py_ssize_t* m = <Py_ssize_t*> PyMem_RawMalloc(T * sizeof(Py_ssize_t))
@@ -402,7 +411,7 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     cdef Py_ssize_t* pos = <Py_ssize_t*> PyMem_RawMalloc(nt * S * sizeof(Py_ssize_t))
     cdef key_t* cand = NULL
     try:
-        if (hist_t == NULL or hist == NULL or nan_t == NULL or sample == NULL or lo == NULL
+        if (hist_t == NULL or hist == NULL or nan_t == NULL or sample == NULL or n_sample == NULL or lo == NULL
                 or scale == NULL or m == NULL or n_ranks == NULL or ranks == NULL
                 or rank_slot == NULL or rem == NULL or keys == NULL or slot_start == NULL
                 or slot_bucket == NULL or slot_count == NULL or slot_base == NULL or slot_of == NULL
@@ -415,7 +424,7 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
                 # 1. the buckets (a 2% margin: the sample's quantiles are within
                 #    ~0.8% of the true ones, 3 standard errors)
                 _place_buckets(&X[0, c0], n_cols, n_rows, w, max(0.0, qs[0] - 0.02),
-                               min(1.0, qs[n_q - 1] + 0.02), sample, lo, scale)
+                               min(1.0, qs[n_q - 1] + 0.02), nt, sample, n_sample, lo, scale)
                 # 2. per-thread histograms over fixed row blocks, then summed
                 #    (integers: the same sums for any thread count)
                 for t in prange(nt, schedule="static", num_threads=nt):
@@ -505,7 +514,7 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
                                 weight)
     finally:
         PyMem_RawFree(hist_t); PyMem_RawFree(hist); PyMem_RawFree(nan_t)
-        PyMem_RawFree(sample); PyMem_RawFree(lo); PyMem_RawFree(scale); PyMem_RawFree(m)
+        PyMem_RawFree(sample); PyMem_RawFree(n_sample); PyMem_RawFree(lo); PyMem_RawFree(scale); PyMem_RawFree(m)
         PyMem_RawFree(n_ranks); PyMem_RawFree(ranks); PyMem_RawFree(rank_slot)
         PyMem_RawFree(rem); PyMem_RawFree(keys); PyMem_RawFree(slot_start)
         PyMem_RawFree(slot_bucket); PyMem_RawFree(slot_count); PyMem_RawFree(slot_base)
