@@ -4,6 +4,10 @@ fit_transform and transform on the big shape (all threads), per-call time on
 a small input (200 x 10) where Python overhead dominates, and the peak extra
 memory of `fit` for both libraries.
 
+RobustScaler.fit (issue 15, exact per-feature quantiles) on 1M and 2M rows of
+64 features, float32 and float64, timed interleaved with scikit-learn's
+(round by round, medians), with both libraries' fit peak memory beside.
+
 Latency (issue 11, online inference): a fitted transformer's `transform` of
 1 x 10 and 200 x 10 float64, and `StandardScaler().fit_transform` of
 200 x 10, timed interleaved with scikit-learn's (round by round, medians).
@@ -12,7 +16,7 @@ import warnings
 
 import pytest
 import sklearn.preprocessing
-from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES
+from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES, SIZE
 
 import fastnorm
 from fastnorm import _benchmarks
@@ -58,6 +62,34 @@ def test_fit_peak_memory(benchmark, data_cache, name, dtype):
     benchmark.pedantic(est.fit, args=(X,), rounds=3, iterations=1, warmup_rounds=0)
     info = _benchmarks.result_info(case, X, THREADS, benchmark.stats.stats.median, {})
     info.update(fastnorm_fit_peak_mb=ours / 2**20, sklearn_fit_peak_mb=theirs / 2**20,
+                input_mb=X.nbytes / 2**20)
+    benchmark.extra_info.update(info)
+
+
+ROBUST_FIT_SHAPES = ([(1_000_000, 64), (2_000_000, 64)] if SIZE == "full"
+                     else [(100_000, 64), (200_000, 64)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", ROBUST_FIT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_robust_fit(benchmark, data_cache, shape, dtype):
+    """RobustScaler.fit vs scikit-learn's: quantiles of every column, read in
+    place (one pass to count, one to copy out a few buckets)."""
+    X = data_cache(shape, dtype)
+    ours = lambda: fastnorm.preprocessing.RobustScaler().fit(X)  # noqa: E731
+    theirs = lambda: sklearn.preprocessing.RobustScaler().fit(X)  # noqa: E731
+    with fastnorm.config_context(n_threads=THREADS), _benchmarks.peer_context(THREADS):
+        # scikit-learn takes seconds a call: few rounds, interleaved
+        seconds = _benchmarks.interleaved_medians({"fastnorm": ours, "sklearn": theirs},
+                                                  rounds=PEER_ROUNDS, number=1)
+        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=0)
+    case = _benchmarks.Case("RobustScaler.fit[timed]", None, {}, 1, "read")
+    info = _benchmarks.result_info(case, X, THREADS, seconds["fastnorm"],
+                                   {"sklearn": seconds["sklearn"]})
+    with fastnorm.config_context(n_threads=THREADS):
+        ours_peak = _benchmarks.peak_fit_memory("fastnorm.preprocessing", "RobustScaler", X)
+    theirs_peak = _benchmarks.peak_fit_memory("sklearn.preprocessing", "RobustScaler", X)
+    info.update(fastnorm_fit_peak_mb=ours_peak / 2**20, sklearn_fit_peak_mb=theirs_peak / 2**20,
                 input_mb=X.nbytes / 2**20)
     benchmark.extra_info.update(info)
 
