@@ -114,6 +114,7 @@ cdef enum:
     # that the columns' same buckets spread over the L1 cache sets.
     HIST_STRIDE = N_BUCKETS + 16
     N_SAMPLE = 4096        # rows sampled to place the buckets
+    N_BLOCKS = 16          # row blocks of a pass (the threads' work items)
 
 
 cdef inline key_t _key(floating v) noexcept nogil:
@@ -290,16 +291,17 @@ cdef inline Py_ssize_t _group_size(const Py_ssize_t* slot_start, const Py_ssize_
 
 
 cdef void _collect(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows, Py_ssize_t g0,
-                   Py_ssize_t g1, int nt, Py_ssize_t S, const double* lo, const double* scale,
+                   Py_ssize_t g1, int nb, int nt, Py_ssize_t S, const double* lo,
+                   const double* scale,
                    const Py_ssize_t* slot_start, const Py_ssize_t* slot_bucket,
                    const Py_ssize_t* slot_count, Py_ssize_t* slot_base,
                    const uint32_t* hist_t, Py_ssize_t hist_t_size, uint16_t* slot_of,
                    Py_ssize_t* bound, Py_ssize_t* pos, key_t* cand) noexcept nogil:
     """Copy the keys of columns g0..g1-1's slots to cand, slot after slot
     from cand[0] (slot s from slot_base[s]), each in row order: thread t
-    fills bound[t*S + s] .. bound[(t+1)*S + s], the place its count of the
-    histogram pass (hist_t, same row blocks) leaves it; pos[t*S + s] ends
-    where it stopped."""
+    row block t (of nb) fills bound[t*S + s] .. bound[(t+1)*S + s], the place
+    its count of the histogram pass (hist_t, same blocks) leaves it;
+    pos[t*S + s] ends where it stopped. nt threads take the blocks in turn."""
     cdef Py_ssize_t s, c, total = 0
     cdef int t
     memset(slot_of + g0 * HIST_STRIDE, 0, (g1 - g0) * HIST_STRIDE * sizeof(uint16_t))
@@ -308,22 +310,22 @@ cdef void _collect(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows, Py_ssize
             slot_of[c * HIST_STRIDE + slot_bucket[s]] = <uint16_t> (s - slot_start[c] + 1)
             slot_base[s] = total
             bound[s] = total
-            for t in range(nt):
+            for t in range(nb):
                 pos[t * S + s] = bound[t * S + s]
                 bound[(t + 1) * S + s] = bound[t * S + s] + hist_t[
                     t * hist_t_size + c * HIST_STRIDE + slot_bucket[s]]
             total += slot_count[s]
-    for t in prange(nt, schedule="static", num_threads=nt):
-        _copy_out(X + g0, ld, n_rows * t // nt, n_rows * (t + 1) // nt, g1 - g0, lo + g0,
+    for t in prange(nb, schedule="dynamic", num_threads=nt):
+        _copy_out(X + g0, ld, n_rows * t // nb, n_rows * (t + 1) // nb, g1 - g0, lo + g0,
                   scale + g0, slot_of + g0 * HIST_STRIDE, slot_start + g0, cand, pos + t * S,
                   bound + (t + 1) * S)
 
 
-cdef bint _filled(Py_ssize_t s, int nt, Py_ssize_t S, const Py_ssize_t* bound,
+cdef bint _filled(Py_ssize_t s, int nb, Py_ssize_t S, const Py_ssize_t* bound,
                   const Py_ssize_t* pos) noexcept nogil:
-    """Whether every thread wrote exactly its share of slot s."""
+    """Whether every row block wrote exactly its share of slot s."""
     cdef int t
-    for t in range(nt):
+    for t in range(nb):
         if pos[t * S + s] != bound[(t + 1) * S + s]:
             return False
     return True
@@ -348,15 +350,16 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     Columns of fewer than min_rows rows are gathered (strided) and selected
     as rows are. Longer ones, 64 at a time, in passes over the rows:
     1. place N_BUCKETS buckets per column over the wanted range (a row sample);
-    2. count each column's values per bucket (per-thread histograms);
+    2. count each column's values per bucket (histograms per row block);
     3. the counts say which bucket holds each wanted rank, and its rank
        inside: copy the keys of those buckets out (at most n_rows keys per
        pass, columns grouped to fit; a column alone always fits, its buckets
        being disjoint) and nth_element them.
     Extra memory: 8 bytes per row for the keys, ~70 KB of counts per thread.
-    Every pass partitions rows into the same fixed blocks per thread, so the
-    per-thread counts give each thread its write positions, and the result
-    does not depend on the thread count.
+    Every pass splits the rows into the same N_BLOCKS blocks, which the
+    threads take in turn (a thread slowed by another process leaves its
+    share to the others); the counts per block give each block its write
+    positions, and nothing depends on the thread count.
     """
     cdef Py_ssize_t n_rows = X.shape[0], n_cols = X.shape[1], n_q = qs.shape[0]
     cdef Py_ssize_t R = 2 * n_q, T = min(n_cols, 64), w, tile, c0, g0, g1, c, k, u, j, s
@@ -382,12 +385,12 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
             free(buf)
         return
 
-    nt = <int> min(<Py_ssize_t> nt, n_rows)
+    cdef int nb = <int> min(<Py_ssize_t> N_BLOCKS, n_rows)  # row blocks
     cdef Py_ssize_t cand_size = 0  # keys cand has room for, grown as needed up to n_rows
     # PyMem_Raw*: thread-safe without the GIL, and seen by tracemalloc
-    cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nt * T * HIST_STRIDE * sizeof(uint32_t))
+    cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nb * T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* hist = <uint32_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint32_t))
-    cdef uint32_t* nan_t = <uint32_t*> PyMem_RawMalloc(nt * T * sizeof(uint32_t))
+    cdef uint32_t* nan_t = <uint32_t*> PyMem_RawMalloc(nb * T * sizeof(uint32_t))
     cdef double* sample = <double*> PyMem_RawMalloc(T * N_SAMPLE * sizeof(double))
     cdef Py_ssize_t* n_sample = <Py_ssize_t*> PyMem_RawMalloc(T * sizeof(Py_ssize_t))
     cdef double* lo = <double*> PyMem_RawMalloc(T * sizeof(double))
@@ -407,8 +410,8 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     cdef Py_ssize_t* slot_base = <Py_ssize_t*> PyMem_RawMalloc(T * R * sizeof(Py_ssize_t))
     cdef uint16_t* slot_of = <uint16_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint16_t))
     cdef Py_ssize_t S = T * R  # room for slots
-    cdef Py_ssize_t* bound = <Py_ssize_t*> PyMem_RawMalloc((nt + 1) * S * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* pos = <Py_ssize_t*> PyMem_RawMalloc(nt * S * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* bound = <Py_ssize_t*> PyMem_RawMalloc((nb + 1) * S * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* pos = <Py_ssize_t*> PyMem_RawMalloc(nb * S * sizeof(Py_ssize_t))
     cdef key_t* cand = NULL
     try:
         if (hist_t == NULL or hist == NULL or nan_t == NULL or sample == NULL or n_sample == NULL or lo == NULL
@@ -425,17 +428,17 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
                 #    ~0.8% of the true ones, 3 standard errors)
                 _place_buckets(&X[0, c0], n_cols, n_rows, w, max(0.0, qs[0] - 0.02),
                                min(1.0, qs[n_q - 1] + 0.02), nt, sample, n_sample, lo, scale)
-                # 2. per-thread histograms over fixed row blocks, then summed
-                #    (integers: the same sums for any thread count)
-                for t in prange(nt, schedule="static", num_threads=nt):
+                # 2. histograms per row block, then summed (integers: the same
+                #    sums for any thread count)
+                for t in prange(nb, schedule="dynamic", num_threads=nt):
                     memset(hist_t + t * T * HIST_STRIDE, 0, w * HIST_STRIDE * sizeof(uint32_t))
                     memset(nan_t + t * T, 0, w * sizeof(uint32_t))
-                    _count(&X[0, c0], n_cols, n_rows * t // nt, n_rows * (t + 1) // nt, w,
+                    _count(&X[0, c0], n_cols, n_rows * t // nb, n_rows * (t + 1) // nb, w,
                            lo, scale, hist_t + t * T * HIST_STRIDE, nan_t + t * T)
                 memcpy(hist, hist_t, w * HIST_STRIDE * sizeof(uint32_t))
                 for c in range(w):
                     m[c] = n_rows
-                for t in range(nt):
+                for t in range(nb):
                     for j in range(w * HIST_STRIDE):
                         if t > 0:
                             hist[j] += hist_t[t * T * HIST_STRIDE + j]
@@ -481,14 +484,14 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
                             n_ranks[c] = -1 if n_ranks[c] > 0 else 0
                         g0 = g1
                         continue
-                    _collect(&X[0, c0], n_cols, n_rows, g0, g1, nt, S, lo, scale,
+                    _collect(&X[0, c0], n_cols, n_rows, g0, g1, nb, nt, S, lo, scale,
                              slot_start, slot_bucket, slot_count, slot_base, hist_t,
                              T * HIST_STRIDE, slot_of, bound, pos, cand)
                     for c in range(g0, g1):
                         for u in range(n_ranks[c]):
                             j = c * R + u
                             s = rank_slot[j]
-                            if not _filled(s, nt, S, bound, pos):
+                            if not _filled(s, nb, S, bound, pos):
                                 # the two passes bucketed differently (cannot happen
                                 # with IEEE arithmetic): gather the column instead
                                 n_ranks[c] = -1
