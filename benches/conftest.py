@@ -36,3 +36,29 @@ def data_cache():
         return cache[key]
 
     return get
+
+
+def time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads,
+                       stream="fresh", dtype=None):
+    """Time torch (median of a few calls) and fastnorm (pytest-benchmark)
+    with the same thread count; record the result for benches/check.py.
+    stream: the bandwidth to judge by ("fresh": the call allocates its
+    output); dtype: the dtype to report when x's is only its storage."""
+    import torch
+
+    import fastnorm
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad() if "backward" not in case_name else torch.enable_grad():
+            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
+    finally:
+        torch.set_num_threads(previous)
+    with fastnorm.config_context(n_threads=threads):
+        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
+    case = _benchmarks.Case(case_name, None, {}, passes, stream)
+    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
+                                   {"torch": torch_s})
+    if dtype is not None:
+        info["dtype"] = dtype
+    benchmark.extra_info.update(info)

@@ -6,7 +6,7 @@ dx. torch's backward is torch.autograd.grad on a graph built beforehand.
 """
 import numpy as np
 import pytest
-from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SIZE
+from conftest import SIZE, time_against_torch
 
 import fastnorm
 import fastnorm.functional as F
@@ -50,26 +50,7 @@ def test_row_norm(benchmark, name, dtype, threads):
     dy = rng.standard_normal(SHAPE).astype(dtype)
     w, b = rng.standard_normal(SHAPE[1]).astype(dtype), rng.standard_normal(SHAPE[1]).astype(dtype)
     ours, theirs, passes = _cases(x, dy, w, b)[name]
-    _time_against_torch(benchmark, name, ours, theirs, passes, x, threads)
-
-
-def _time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads):
-    """Time torch (median of a few calls) and fastnorm (pytest-benchmark)
-    with the same thread count; record the result for benches/check.py."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad() if "backward" not in case_name else torch.enable_grad():
-            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
-    finally:
-        torch.set_num_threads(previous)
-    with fastnorm.config_context(n_threads=threads):
-        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
-    # every forward and backward allocates its output: its limit is the fresh-write stream
-    case = _benchmarks.Case(case_name, None, {}, passes, "fresh")
-    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
-                                   {"torch": torch_s})
-    benchmark.extra_info.update(info)
+    time_against_torch(benchmark, name, ours, theirs, passes, x, threads)
 
 
 # Small tensors: the per-call cost (argument checks, dispatch, allocation)
@@ -171,4 +152,4 @@ def test_channel_norm(benchmark, name, layout, dtype, threads):
     ours, theirs, passes = _image_cases(x, dy, w, b, layout)[name]
     op, _, direction = name.partition(".")
     case_name = f"{op}[{layout}]{'.' + direction if direction else ''}"
-    _time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads)
+    time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads)

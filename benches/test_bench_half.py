@@ -8,10 +8,9 @@ float32 for fastnorm (the 16-bit kernels' contract), 16-bit for torch.
 """
 import numpy as np
 import pytest
-from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SIZE
+from conftest import SIZE, time_against_torch
 
-import fastnorm
-from fastnorm import _benchmarks, _cpu
+from fastnorm import _cpu
 
 torch = pytest.importorskip("torch")
 
@@ -63,17 +62,5 @@ def _cases(storage):
 def test_row_norm_16(benchmark, name, storage, threads):
     x, cases = _cases(storage)
     ours, theirs, passes = cases[name]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad() if "backward" not in name else torch.enable_grad():
-            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
-    finally:
-        torch.set_num_threads(previous)
-    with fastnorm.config_context(n_threads=threads):
-        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
-    case = _benchmarks.Case(name, None, {}, passes, "copy")
-    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
-                                   {"torch": torch_s})
-    info["dtype"] = storage  # x is uint16 storage for bfloat16
-    benchmark.extra_info.update(info)
+    # x is the uint16 storage for bfloat16: report the dtype it holds
+    time_against_torch(benchmark, name, ours, theirs, passes, x, threads, dtype=storage)

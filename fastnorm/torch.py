@@ -368,8 +368,8 @@ def _row_norm_setup(ctx, inputs, output):
 
 def _row_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _run(_row_norm_backward, grad_output, input, ctx.normalized_shape, weight, mean,
-                                    rstd, ctx.has_bias, ctx.rms)
+    dx, dw, db = _run(_row_norm_backward, grad_output, input, ctx.normalized_shape, weight,
+                      mean, rstd, ctx.has_bias, ctx.rms)
     return (dx, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None)
 
@@ -504,22 +504,27 @@ def _(grad_output, input, weight, mean, rstd, want_bias, training):
     return _fake_channel_grads(input, weight, want_bias)
 
 
-def _batch_norm_setup(ctx, inputs, output):
-    input, _, _, weight, bias, training, _, _ = inputs
+def _running_norm_setup(ctx, inputs, output):
+    """batch_norm's and instance_norm's: their arguments line up (input,
+    running_mean, running_var, weight, bias, training / use_input_stats,
+    momentum, eps), and so do their outputs and backward operators."""
+    input, _, _, weight, bias, batch_stats, _, _ = inputs
     ctx.save_for_backward(input, weight, output[1], output[2])
     ctx.mark_non_differentiable(*output[1:])
-    ctx.has_bias, ctx.training = bias is not None, training
+    ctx.has_bias, ctx.batch_stats = bias is not None, batch_stats
 
 
-def _batch_norm_grad(ctx, grad_output, *_grad_stats):
-    input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _run(_batch_norm_backward, grad_output, input, weight, mean, rstd, ctx.has_bias,
-                                      ctx.training)
-    return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
-            None, None, None)
+def _running_norm_grad(backward_op):
+    def grad(ctx, grad_output, *_grad_stats):
+        input, weight, mean, rstd = ctx.saved_tensors
+        dx, dw, db = _run(backward_op, grad_output, input, weight, mean, rstd, ctx.has_bias,
+                          ctx.batch_stats)
+        return (dx, None, None, dw if weight is not None else None,
+                db if ctx.has_bias else None, None, None, None)
+    return grad
 
 
-_autograd(_batch_norm, _batch_norm_grad, _batch_norm_setup)
+_autograd(_batch_norm, _running_norm_grad(_batch_norm_backward), _running_norm_setup)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -582,8 +587,8 @@ def _group_norm_setup(ctx, inputs, output):
 
 def _group_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _run(_group_norm_backward, grad_output, input, ctx.num_groups, weight, mean, rstd,
-                                      ctx.has_bias)
+    dx, dw, db = _run(_group_norm_backward, grad_output, input, ctx.num_groups, weight, mean,
+                      rstd, ctx.has_bias)
     return dx, None, dw if weight is not None else None, db if ctx.has_bias else None, None
 
 
@@ -643,22 +648,7 @@ def _(grad_output, input, weight, mean, rstd, want_bias, use_input_stats):
     return _fake_channel_grads(input, weight, want_bias)
 
 
-def _instance_norm_setup(ctx, inputs, output):
-    input, _, _, weight, bias, use_input_stats, _, _ = inputs
-    ctx.save_for_backward(input, weight, output[1], output[2])
-    ctx.mark_non_differentiable(*output[1:])
-    ctx.has_bias, ctx.use_input_stats = bias is not None, use_input_stats
-
-
-def _instance_norm_grad(ctx, grad_output, *_grad_stats):
-    input, weight, mean, rstd = ctx.saved_tensors
-    dx, dw, db = _run(_instance_norm_backward, grad_output, input, weight, mean, rstd, ctx.has_bias,
-                                         ctx.use_input_stats)
-    return (dx, None, None, dw if weight is not None else None, db if ctx.has_bias else None,
-            None, None, None)
-
-
-_autograd(_instance_norm, _instance_norm_grad, _instance_norm_setup)
+_autograd(_instance_norm, _running_norm_grad(_instance_norm_backward), _running_norm_setup)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
@@ -840,8 +830,7 @@ def _switchable_setup(ctx, inputs, output):
 def _switchable_grad(ctx, grad_output, *_grad_running):
     input, weight, bias, mean_weight, var_weight, rm, rv = ctx.saved_tensors
     dx, dw, db, dmw, dvw = _run(_switchable_norm_backward, grad_output, input, weight, bias,
-                                                     mean_weight, var_weight, rm, rv,
-                                                     *ctx.args)
+                                mean_weight, var_weight, rm, rv, *ctx.args)
     return (dx, dw if weight is not None else None, db if bias is not None else None, dmw,
             dvw, None, None, None, None, None, None)
 
