@@ -113,7 +113,8 @@ cdef enum:
     # N_BUCKETS + 2 counts rounded up to an odd number of 64-byte lines, so
     # that the columns' same buckets spread over the L1 cache sets.
     HIST_STRIDE = N_BUCKETS + 16
-    N_SAMPLE = 4096        # rows sampled to place the buckets
+    N_SAMPLE = 4096        # rows sampled to place the buckets,
+    SAMPLE_COLS = 16       # for so many columns at a time (512 KB)
     N_BLOCKS = 16          # row blocks of a pass (the threads' work items)
 
 
@@ -184,40 +185,44 @@ cdef void _place_buckets(const floating* X, Py_ssize_t ld, Py_ssize_t n_rows,
     in the two end buckets). Only speed depends on this: any finite lo and
     positive finite scale give exact results (and (v - lo) * scale is then
     never NaN, which would break the buckets' order). sample: room for
-    N_SAMPLE values per column, gathered row by row (a column at a time
-    would touch a page per value on wide arrays)."""
-    cdef Py_ssize_t n_s = min(n_rows, <Py_ssize_t> N_SAMPLE), c, j, k, i_lo, i_hi
+    N_SAMPLE values of SAMPLE_COLS columns, gathered row by row (a column at
+    a time would touch a page per value on wide arrays)."""
+    cdef Py_ssize_t n_s = min(n_rows, <Py_ssize_t> N_SAMPLE), c0, c, j, k, i_lo, i_hi
+    cdef Py_ssize_t g, w
     cdef const floating* row
     cdef double v
     cdef double* col
-    memset(n_sample, 0, n_cols * sizeof(Py_ssize_t))
-    for j in range(n_s):
-        row = X + (j * n_rows // n_s) * ld
-        for c in range(n_cols):
-            if row[c] == row[c]:
-                sample[c * N_SAMPLE + n_sample[c]] = row[c]
-                n_sample[c] += 1
-    for c in prange(n_cols, schedule="static", num_threads=nt):
-        col = sample + c * N_SAMPLE
-        k = n_sample[c]
-        lo[c] = 0.0
-        scale[c] = 1.0
-        if k == 0:
-            continue
-        i_lo = <Py_ssize_t> (q_lo * (k - 1))
-        i_hi = <Py_ssize_t> ceil(q_hi * (k - 1))
-        nth_element(col, col + i_lo, col + k)
-        v = col[i_lo]
-        nth_element(col + i_lo, col + i_hi, col + k)
-        if isfinite(v) and isfinite(col[i_hi]) and col[i_hi] > v:
-            lo[c] = v
-            scale[c] = N_BUCKETS / (col[i_hi] - v)
-            if scale[c] == 0.0:  # the spread overflows (and inf * 0 is NaN)
-                scale[c] = N_BUCKETS / DBL_MAX
-            if not isfinite(scale[c]):  # a subnormal spread
-                scale[c] = 1.0
-        elif isfinite(v):
-            lo[c] = v
+    for g in range((n_cols + SAMPLE_COLS - 1) // SAMPLE_COLS):
+        c0 = g * SAMPLE_COLS
+        w = min(<Py_ssize_t> SAMPLE_COLS, n_cols - c0)
+        memset(n_sample, 0, w * sizeof(Py_ssize_t))
+        for j in range(n_s):
+            row = X + (j * n_rows // n_s) * ld + c0
+            for c in range(w):
+                if row[c] == row[c]:
+                    sample[c * N_SAMPLE + n_sample[c]] = row[c]
+                    n_sample[c] += 1
+        for c in prange(w, schedule="static", num_threads=nt):
+            col = sample + c * N_SAMPLE
+            k = n_sample[c]
+            lo[c0 + c] = 0.0
+            scale[c0 + c] = 1.0
+            if k == 0:
+                continue
+            i_lo = <Py_ssize_t> (q_lo * (k - 1))
+            i_hi = <Py_ssize_t> ceil(q_hi * (k - 1))
+            nth_element(col, col + i_lo, col + k)
+            v = col[i_lo]
+            nth_element(col + i_lo, col + i_hi, col + k)
+            if isfinite(v) and isfinite(col[i_hi]) and col[i_hi] > v:
+                lo[c0 + c] = v
+                scale[c0 + c] = N_BUCKETS / (col[i_hi] - v)
+                if scale[c0 + c] == 0.0:  # the spread overflows (and inf * 0 is NaN)
+                    scale[c0 + c] = N_BUCKETS / DBL_MAX
+                if not isfinite(scale[c0 + c]):  # a subnormal spread
+                    scale[c0 + c] = 1.0
+            elif isfinite(v):
+                lo[c0 + c] = v
 
 
 cdef void _count(const floating* X, Py_ssize_t ld, Py_ssize_t r0, Py_ssize_t r1,
@@ -391,8 +396,8 @@ def quantiles_cols(const floating[:, ::1] X, const double[::1] qs, bint ignore_n
     cdef uint32_t* hist_t = <uint32_t*> PyMem_RawMalloc(nb * T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* hist = <uint32_t*> PyMem_RawMalloc(T * HIST_STRIDE * sizeof(uint32_t))
     cdef uint32_t* nan_t = <uint32_t*> PyMem_RawMalloc(nb * T * sizeof(uint32_t))
-    cdef double* sample = <double*> PyMem_RawMalloc(T * N_SAMPLE * sizeof(double))
-    cdef Py_ssize_t* n_sample = <Py_ssize_t*> PyMem_RawMalloc(T * sizeof(Py_ssize_t))
+    cdef double* sample = <double*> PyMem_RawMalloc(SAMPLE_COLS * N_SAMPLE * sizeof(double))
+    cdef Py_ssize_t* n_sample = <Py_ssize_t*> PyMem_RawMalloc(SAMPLE_COLS * sizeof(Py_ssize_t))
     cdef double* lo = <double*> PyMem_RawMalloc(T * sizeof(double))
     cdef double* scale = <double*> PyMem_RawMalloc(T * sizeof(double))
     cdef Py_ssize_t* m = <Py_ssize_t*> PyMem_RawMalloc(T * sizeof(Py_ssize_t))
