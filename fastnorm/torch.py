@@ -691,17 +691,22 @@ def _(grad_output, input, size, alpha, beta, k):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
-def _lrn_setup(ctx, inputs, output):
+def _input_only_setup(ctx, inputs, output):
+    """For a norm whose only tensor is its input (local_response_norm,
+    normalize): its backward recomputes from the input and the arguments."""
     input, *ctx.args = inputs
     ctx.save_for_backward(input)
 
 
-def _lrn_grad(ctx, grad_output):
-    input, = ctx.saved_tensors
-    return (_run(_local_response_norm_backward, grad_output, input, *ctx.args),) + (None,) * 4
+def _input_only_grad(backward_op):
+    def grad(ctx, grad_output):
+        input, = ctx.saved_tensors
+        return (_run(backward_op, grad_output, input, *ctx.args),) + (None,) * len(ctx.args)
+    return grad
 
 
-_autograd(_local_response_norm, _lrn_grad, _lrn_setup)
+_autograd(_local_response_norm, _input_only_grad(_local_response_norm_backward),
+          _input_only_setup)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
@@ -737,17 +742,7 @@ def _(grad_output, input, p, dim, eps):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
-def _normalize_setup(ctx, inputs, output):
-    input, *ctx.args = inputs
-    ctx.save_for_backward(input)
-
-
-def _normalize_grad(ctx, grad_output):
-    input, = ctx.saved_tensors
-    return (_run(_normalize_backward, grad_output, input, *ctx.args),) + (None,) * 3
-
-
-_autograd(_normalize, _normalize_grad, _normalize_setup)
+_autograd(_normalize, _input_only_grad(_normalize_backward), _input_only_setup)
 
 
 def _dims(dim):
