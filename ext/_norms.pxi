@@ -143,9 +143,16 @@ def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, 
     callers whose arrays are not NumPy's (fastnorm.torch's CPU tensors):
     making NumPy views of them costs more than a small call's kernel. The
     caller guarantees C-contiguous buffers of these sizes, float64 when
-    is_double else float32 (mean and rstd float64, n_rows values each)."""
+    is_double else float32 (mean and rstd float64, n_rows values each; 0 for
+    both: the caller does not want them, and a scratch buffer takes them)."""
+    cdef double* scratch = NULL
     if n_rows <= 0 or n <= 0:
         return
+    if mean == 0 or rstd == 0:
+        scratch = <double*> malloc(2 * n_rows * sizeof(double))
+        if scratch == NULL:
+            raise MemoryError()
+        mean, rstd = <size_t> scratch, <size_t> (scratch + n_rows)
     with nogil:
         if is_double:
             _rows_fwd_double(<const double*> x, n_rows, n, <const double*> weight,
@@ -155,6 +162,7 @@ def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, 
             _rows_fwd_float(<const float*> x, n_rows, n, <const float*> weight,
                             <const float*> bias, eps, rms, <float*> out, <double*> mean,
                             <double*> rstd, n_threads)
+    free(scratch)
 
 
 def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,

@@ -27,6 +27,12 @@ static void FASTNORM_FN(row_norm_fwd)(
     r = 1.0 / sqrt(q / n + eps);
     *mean_out = mu;
     *rstd_out = r;
+#if FASTNORM_T_IS_FLOAT
+    if (row_float_ok(mu, r, 0.0, 0.0)) {
+        row_norm_out_float32(x, n, w, b, mu, r, y);
+        return;
+    }
+#endif
     if (w && b)
         for (j = 0; j < n; j++) y[j] = (T)(((double)x[j] - mu) * r * w[j] + b[j]);
     else if (w)
@@ -59,6 +65,12 @@ static void FASTNORM_FN(row_norm_bwd)(
     }
     c1 = rms ? 0.0 : sum_g / n;
     c2 = sum_gx / n;
+#if FASTNORM_T_IS_FLOAT
+    if (row_float_ok(mu, r, c1, c2)) {
+        row_norm_dx_float32(dy, x, n, w, mu, r, c1, c2, dx);
+        return;
+    }
+#endif
     if (w)
         for (j = 0; j < n; j++)
             dx[j] = (T)(r * ((double)dy[j] * w[j] - c1 - (((double)x[j] - mu) * r) * c2));

@@ -267,7 +267,8 @@ def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
 def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, mean, rstd):
     """row_norm_forward over C-contiguous buffers given by address (x, out:
     n_rows * n float32, or float64 when is_double; weight, bias: n values or
-    0 for none; mean, rstd: n_rows float64), written into out, mean, rstd.
+    0 for none; mean, rstd: n_rows float64, or both 0 when not wanted),
+    written into out, mean, rstd.
     For arrays that are not NumPy's (torch's CPU tensors), whose caller
     checked all of this."""
     nbytes = n_rows * n * (8 if is_double else 4)

@@ -225,22 +225,37 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
 
 
-def _run(op, *args):
-    """op(*args), straight to its implementation when nothing but plain eager
-    execution sees the call. Everything else gets the dispatcher:
-    torch.compile/export, fx tracing (a Proxy), tensor subclasses (FakeTensor,
-    FunctionalTensor, ...), an active torch function or dispatch mode (a
-    profiler, FlopCounterMode, ...)."""
+# Tensor types whose memory the kernels may use directly in plain eager mode
+# (nn.Parameter is a Tensor with torch function handling disabled).
+_PLAIN = (Tensor, nn.Parameter)
+
+
+def _plain_eager(args):
+    """(plain, needs_grad): plain when nothing but plain eager execution sees
+    a call on args; needs_grad when autograd must record it. Not plain:
+    torch.compile/export, fx tracing (a Proxy), tensor subclasses
+    (FakeTensor, FunctionalTensor, ...), an active torch function or dispatch
+    mode (a profiler, FlopCounterMode, ...)."""
     if (torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
             or torch._C._len_torch_dispatch_stack() or not isinstance(args[0], Tensor)):
-        return op(*args)
+        return False, False
     needs_grad = False
     for a in args:
         if isinstance(a, Tensor):
-            if type(a) is not Tensor:
-                return op(*args)
+            if type(a) not in _PLAIN:
+                return False, False
             needs_grad = needs_grad or a.requires_grad
-    if needs_grad and torch.is_grad_enabled():
+    return True, needs_grad and torch.is_grad_enabled()
+
+
+def _run(op, *args):
+    """op(*args), straight to its implementation when nothing but plain eager
+    execution sees the call (see _plain_eager); everything else gets the
+    dispatcher."""
+    plain, needs_grad = _plain_eager(args)
+    if not plain:
+        return op(*args)
+    if needs_grad:
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)
         return _EagerAutograd.apply(op, *args)
@@ -288,7 +303,7 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
     for p in (weight, bias):
-        if p is not None and (type(p) is not Tensor or p.dtype is not dtype or not p.is_cpu
+        if p is not None and (type(p) not in _PLAIN or p.dtype is not dtype or not p.is_cpu
                               or p.dim() != 1 or p.shape[0] != n or not p.is_contiguous()):
             return None
     ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
@@ -383,10 +398,62 @@ def _shape_list(normalized_shape):
     return [int(n) for n in normalized_shape]
 
 
+_ROW_IS_DOUBLE = {torch.float32: False, torch.float64: True}
+# (bound once: a small call pays for every attribute lookup)
+_is_compiling = torch.compiler.is_compiling
+_torch_function_mode = torch._C._is_torch_function_mode_enabled
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_grad_enabled = torch.is_grad_enabled
+_empty_like = torch.empty_like
+
+
+def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms):
+    """The output of the common inference call, or None for the general
+    path: plain eager execution (see _plain_eager) that autograd need not
+    record, on a contiguous float32/float64 CPU tensor normalized over its
+    last dimension, weight and bias None or contiguous CPU tensors of that
+    size and dtype. No statistics are saved. Every check of the general path
+    holds for it by construction; they are made in as few steps as possible,
+    as they cost more than a small call's kernel."""
+    if type(input) not in _PLAIN or type(eps) is not float or _is_compiling() \
+            or _torch_function_mode() or _dispatch_modes():
+        return None
+    grad = _grad_enabled()
+    dtype = input.dtype
+    is_double = _ROW_IS_DOUBLE.get(dtype)
+    if is_double is None or (grad and input.requires_grad) or not input.is_cpu \
+            or not input.dim() or not input.is_contiguous():
+        return None
+    n = input.shape[-1]
+    if n <= 0 or (normalized_shape != (n,) and normalized_shape != n):
+        return None
+    for p in (weight, bias):
+        if p is not None and (type(p) not in _PLAIN or (grad and p.requires_grad)
+                              or p.dtype is not dtype or not p.is_cpu or p.dim() != 1
+                              or p.shape[0] != n or not p.is_contiguous()):
+            return None
+    ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
+    if ops is None:
+        return None
+    out = _empty_like(input)
+    ops.row_norm_forward_into(input.data_ptr(), input.numel() // n, n,
+                              0 if weight is None else weight.data_ptr(),
+                              0 if bias is None else bias.data_ptr(), eps, rms, is_double,
+                              out.data_ptr(), 0, 0)
+    return out
+
+
+def _row_norm_call(input, normalized_shape, weight, bias, eps, rms):
+    out = _row_norm_inference(input, normalized_shape, weight, bias, eps, rms)
+    if out is None:
+        out = _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
+                   _real(eps, "eps"), rms)[0]
+    return out
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm on fastnorm's kernels."""
-    return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
-                _real(eps, "eps"), False)[0]
+    return _row_norm_call(input, normalized_shape, weight, bias, eps, False)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -395,8 +462,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
             input.is_floating_point() else 0.0
-    return _run(_row_norm, input, _shape_list(normalized_shape), weight, None,
-                _real(eps, "eps"), True)[0]
+    return _row_norm_call(input, normalized_shape, weight, None, eps, True)
 
 
 # ------------------------------------------------------------ running stats ---

@@ -99,6 +99,30 @@ def test_layer_norm_far_from_zero(dtype, offset, rng):
     assert_close_rel(F.layer_norm_backward(dy, x, 31)[0], dx_ref, dtype, cond=cond)
 
 
+@pytest.mark.parametrize("offset,std", [(1e4, 1.0), (1e8, 1.0), (1e4, 1e-2), (3.0, 1e-30)])
+def test_float32_row_norms_are_exact_to_a_few_ulps_far_from_zero(offset, std, rng):
+    """fastnorm's float32 row norms keep their statistics in float64 and
+    subtract the mean in two float parts, so even far from zero (where the
+    float32 mean alone is off by many stds) every output is within a few
+    float32 ulps of the float64 answer for the same float32 input."""
+    x = (offset + std * rng.standard_normal((40, 67))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = (rng.standard_normal(67).astype(np.float32) for _ in range(2))
+    for rms in (False, True):
+        fn = (lambda t, tw: torch.nn.functional.rms_norm(t, (67,), tw, 1e-6)) if rms else \
+            (lambda t, tw, tb: torch.nn.functional.layer_norm(t, (67,), tw, tb, 1e-6))
+        y_ref, dx_ref, _ = torch_reference(fn, x, dy, [w] if rms else [w, b])
+        if rms:
+            y, (dx, *_) = F.rms_norm(x, 67, w, 1e-6), F.rms_norm_backward(dy, x, 67, w, 1e-6)
+        else:
+            y = F.layer_norm(x, 67, w, b, 1e-6)
+            dx = F.layer_norm_backward(dy, x, 67, w, b, 1e-6)[0]
+        for ours, ref in ((y, y_ref), (dx, dx_ref)):
+            scale = np.abs(ref).max()
+            err = np.abs(ours - ref).max() / np.spacing(np.float32(scale))
+            assert err <= 4, f"rms={rms}: {err:.1f} float32 ulps of max|ref| {scale:.3g}"
+
+
 def test_layouts_and_no_mutation(rng):
     base = rng.standard_normal((10, 24))
     x = base[:, ::2]  # non-contiguous

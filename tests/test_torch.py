@@ -584,3 +584,41 @@ def test_the_small_call_path_gives_the_general_paths_bits(dtype):
         np.testing.assert_array_equal(fast[2].numpy(), general[1].rstd)
     assert ft._fast_row_norm(x.transpose(0, 1), [33], w, b, 1e-5, False) is None
     assert ft._fast_row_norm(x, [33], w.to(torch.float16), b, 1e-5, False) is None
+
+
+def test_inference_calls_take_the_lean_path_with_the_general_paths_bits():
+    """Calls autograd need not record (no_grad, or nothing requiring grad)
+    skip saving statistics; they give the bits of the recorded call, and
+    anything traced, sub-classed or unusual still goes the general way."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    x = torch.randn(5, 3, 33)
+    w, b = torch.nn.Parameter(torch.randn(33)), torch.nn.Parameter(torch.randn(33))
+    recorded = ft.layer_norm(x, (33,), w, b)  # w, b require grad: the general path
+    assert recorded.grad_fn is not None
+    with torch.no_grad():
+        lean = ft.layer_norm(x, (33,), w, b)
+    assert lean.grad_fn is None
+    torch.testing.assert_close(lean, recorded, rtol=0, atol=0)
+    plain = ft.layer_norm(x, (33,), w.detach(), b.detach())  # grad on, nothing needs it
+    torch.testing.assert_close(plain, recorded, rtol=0, atol=0)
+
+    lean_call = ft._row_norm_inference
+    assert lean_call(x, (33,), w.detach(), None, 1e-5, False) is not None
+    assert lean_call(x, 33, None, None, 1e-5, True) is not None
+    assert lean_call(x, (3, 33), None, None, 1e-5, False) is None      # over two dims
+    assert lean_call(x.transpose(0, 1), (33,), None, None, 1e-5, False) is None
+    assert lean_call(x.half(), (33,), None, None, 1e-5, False) is None
+    assert lean_call(x, (33,), w, None, 1e-5, False) is None            # w needs grad
+    assert lean_call(x, (33,), w.detach()[::1].double(), None, 1e-5, False) is None
+
+    class Seen(TorchDispatchMode):
+        ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Seen.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Seen():
+        torch.testing.assert_close(ft.layer_norm(x, (33,)), TF.layer_norm(x, (33,)))
+    assert "fastnorm.row_norm.default" in Seen.ops
