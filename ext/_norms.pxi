@@ -171,20 +171,23 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
                    int n_threads, floating[:, ::1] dX, double[::1] dw, double[::1] db):
     """Gradients of layer_norm (rms_norm with rms=True) given the saved
     (mean, rstd): dX always, dw = sum dy * xhat and db = sum dy over rows
-    when asked (float64)."""
-    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, j, blk, n_blocks, r0, r1
+    when asked (float64). The weight and bias gradients are summed in the
+    same sweep as dX, while the row is in cache (one read of dY and X), in
+    fixed blocks of rows: bitwise the same for any thread count."""
+    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, blk, n_blocks, r0, r1
     cdef Py_ssize_t rows_per_block
     cdef const floating* w = NULL if weight is None else &weight[0]
     cdef double* partial
     cdef double* p
     if n == 0:
         return
-    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-        if floating is float:
-            row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
-        else:
-            row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
     if not (want_dw or want_db):
+        for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+            if floating is float:
+                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
+            else:
+                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                    &dX[i, 0])
         return
     n_blocks = _n_blocks(n_rows)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
@@ -197,9 +200,21 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
         r1 = min(r0 + rows_per_block, n_rows)
         for i in range(r0, r1):
             if floating is float:
+                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
                 row_norm_param_grads_float(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
             else:
+                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                    &dX[i, 0])
                 row_norm_param_grads_double(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
+    _sum_blocks(partial, n_blocks, n, &dw[0], &db[0])
+    free(partial)
+
+
+cdef void _sum_blocks(const double* partial, Py_ssize_t n_blocks, Py_ssize_t n, double* dw,
+                      double* db) noexcept nogil:
+    """dw, db = the sums over blocks of the partial (dw, db) pairs, in block
+    order."""
+    cdef Py_ssize_t blk, j
     for j in range(n):
         dw[j] = 0.0
         db[j] = 0.0
@@ -207,7 +222,6 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
         for j in range(n):
             dw[j] += partial[2 * blk * n + j]
             db[j] += partial[2 * blk * n + n + j]
-    free(partial)
 
 
 def half_to_float(const unsigned short[::1] src, bint bfloat16, float[::1] out):
@@ -309,12 +323,6 @@ def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, :
         for i in range(r0, r1):
             _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
                         scratch + 3 * n * threadid(), &dX[i, 0], p)
-    for j in range(n):
-        dw[j] = 0.0
-        db[j] = 0.0
-    for blk in range(n_blocks):
-        for j in range(n):
-            dw[j] += partial[2 * blk * n + j]
-            db[j] += partial[2 * blk * n + n + j]
+    _sum_blocks(partial, n_blocks, n, &dw[0], &db[0])
     free(partial)
     free(scratch)
