@@ -22,15 +22,20 @@ except ImportError:  # the torch comparisons skip
     torch = None
 
 
-def _norm_builds():
-    builds = [pytest.param(importlib.import_module("fastnorm._ext._norms"), id="baseline")]
+def _builds(module="_norms"):
+    """A kernel module of each build this CPU runs (baseline, x86-64-v3)."""
+    builds = [pytest.param(importlib.import_module(f"fastnorm._ext.{module}"), id="baseline")]
     if _openmp.cpu_is_x86_64_v3():
         try:
-            builds.append(pytest.param(importlib.import_module("fastnorm._ext._norms_v3"),
+            builds.append(pytest.param(importlib.import_module(f"fastnorm._ext.{module}_v3"),
                                        id="x86-64-v3"))
         except ImportError:
             pass
     return builds
+
+
+def _norm_builds():
+    return _builds("_norms")
 
 
 @pytest.fixture(params=_norm_builds())
@@ -484,18 +489,7 @@ import fastnorm  # noqa: E402
 from fastnorm import functional as F  # noqa: E402
 
 
-def _channel_builds():
-    builds = [pytest.param(importlib.import_module("fastnorm._ext._channels"), id="baseline")]
-    if _openmp.cpu_is_x86_64_v3():
-        try:
-            builds.append(pytest.param(importlib.import_module("fastnorm._ext._channels_v3"),
-                                       id="x86-64-v3"))
-        except ImportError:
-            pass
-    return builds
-
-
-@pytest.fixture(params=_channel_builds())
+@pytest.fixture(params=_builds("_channels"))
 def channel_kernels(request, monkeypatch):
     """fastnorm._cpu running on one build's channel kernels."""
     monkeypatch.setattr(_cpu, "_channels", request.param)
