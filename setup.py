@@ -4,6 +4,8 @@ Environment variables:
   FASTNORM_DEBUG=1      turn Cython's bounds and wraparound checks back on
                         and compile with -O0 -g (slow; for debugging).
   FASTNORM_NO_OPENMP=1  build without OpenMP (single-threaded kernels).
+  FASTNORM_ONLY=a,b     build only these modules (e.g. _channels,_channels_v3),
+                        for a quick rebuild after a change to their sources.
 """
 import glob
 import os
@@ -55,6 +57,13 @@ MODULES = {
     "_norms_v3": "c",
     "_channels_v3": "c",
 }
+ONLY = [m for m in os.environ.get("FASTNORM_ONLY", "").split(",") if m]
+if ONLY:
+    unknown = set(ONLY) - set(MODULES)
+    if unknown:
+        raise SystemExit(f"FASTNORM_ONLY: unknown modules {sorted(unknown)}; "
+                         f"known: {sorted(MODULES)}")
+    MODULES = {name: lang for name, lang in MODULES.items() if name in ONLY}
 V3_MODULES = {"_stats_v3", "_apply_v3", "_bandwidth_v3", "_norms_v3", "_channels_v3"}
 V3_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]
 

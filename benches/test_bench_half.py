@@ -1,5 +1,7 @@
 """16-bit storage row norms (fastnorm._cpu, bfloat16 and float16) against
-torch's bf16/fp16 CPU layer_norm and rms_norm, same run, same threads.
+torch's bf16/fp16 CPU layer_norm and rms_norm, same run, same threads; and
+bfloat16 batch_norm / group_norm through fastnorm.torch (the adapter's cost
+counts) against torch's, NCHW and channels_last, interleaved round by round.
 
 Minimal bytes at 2 bytes an element: forward reads x and writes y (2
 passes), backward reads x and dy and writes dx (3 passes; torch's backward
@@ -8,7 +10,8 @@ float32 for fastnorm (the 16-bit kernels' contract), 16-bit for torch.
 """
 import numpy as np
 import pytest
-from conftest import SIZE, time_against_torch
+from conftest import (IMAGE_OPS, IMAGE_SHAPE, SIZE, forward, forward_backward,
+                      interleaved_against_torch, time_against_torch)
 
 from fastnorm import _cpu
 
@@ -64,3 +67,26 @@ def test_row_norm_16(benchmark, name, storage, threads):
     ours, theirs, passes = cases[name]
     # x is the uint16 storage for bfloat16: report the dtype it holds
     time_against_torch(benchmark, name, ours, theirs, passes, x, threads, dtype=storage)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("direction", ["forward", "forward+backward"])
+@pytest.mark.parametrize("layout", ["NCHW", "channels_last"])
+@pytest.mark.parametrize("name", IMAGE_OPS)
+def test_channel_norm_bf16(benchmark, name, layout, direction, threads):
+    """Training-mode batch_norm and group_norm (32 groups) of a bfloat16
+    image batch with float32 parameters (as under autocast), fastnorm.torch
+    against torch. Minimal bytes: forward 2 passes, forward + backward 5."""
+    ft = pytest.importorskip("fastnorm.torch")
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(IMAGE_SHAPE, generator=g) + 3).to(torch.bfloat16)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(IMAGE_SHAPE[1], generator=g), torch.randn(IMAGE_SHAPE[1], generator=g)
+    wrap = forward if direction == "forward" else forward_backward
+    ours = wrap(lambda *a: IMAGE_OPS[name](ft, *a), x, w, b)
+    theirs = wrap(lambda *a: IMAGE_OPS[name](torch.nn.functional, *a), x, w, b)
+    suffix = "" if direction == "forward" else ".fwd+bwd"
+    interleaved_against_torch(benchmark, f"torch_op.{name}[{layout}]{suffix}", x,
+                              2 if direction == "forward" else 5, ours, theirs, threads,
+                              7 if SIZE == "full" else 5)

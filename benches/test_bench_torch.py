@@ -8,13 +8,10 @@ Minimal bytes: forward reads x and writes y (2 passes); forward + backward
 adds reading x and dy and writing dx (5 passes).
 """
 import copy
-import types
 
 import pytest
-from conftest import SIZE
-
-import fastnorm
-from fastnorm import _benchmarks
+from conftest import (IMAGE_OPS, IMAGE_SHAPE, SIZE, forward, forward_backward,
+                      interleaved_against_torch)
 
 torch = pytest.importorskip("torch")  # the test extra pins it; the bench extra does not
 ft = pytest.importorskip("fastnorm.torch")
@@ -22,50 +19,11 @@ ft = pytest.importorskip("fastnorm.torch")
 THREADS = 2
 ROUNDS = 7 if SIZE == "full" else 5
 ROW_SHAPES = [(8192, 4096) if SIZE == "full" else (512, 1024), (32, 64), (1, 768)]
-IMAGE_SHAPE = (32, 256, 56, 56) if SIZE == "full" else (4, 64, 28, 28)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def _calls_per_timing(fn):
-    """Enough calls that one timing lasts about 20 ms (small tensors take
-    microseconds, where the clock's resolution and jitter would dominate)."""
-    t = _benchmarks.median_time(fn, 3)
-    return max(1, int(0.02 / max(t, 1e-7)))
-
-
 def _record(benchmark, case, x, passes, ours, theirs):
-    """Time ours against theirs, interleaved, and record the result."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        with fastnorm.config_context(n_threads=THREADS):
-            number = _calls_per_timing(ours)
-            medians = _benchmarks.interleaved_medians({"fastnorm": ours, "torch": theirs},
-                                                      ROUNDS, number)
-            benchmark.pedantic(ours, rounds=3, iterations=number)  # pytest-benchmark's own record
-    finally:
-        torch.set_num_threads(previous)
-    shape = types.SimpleNamespace(nbytes=x.nbytes, shape=tuple(x.shape),
-                                  dtype=str(x.dtype).removeprefix("torch."))
-    info = _benchmarks.result_info(_benchmarks.Case(case, None, {}, passes, "fresh"), shape,
-                                   THREADS, medians["fastnorm"], {"torch": medians["torch"]})
-    benchmark.extra_info.update(info)
-
-
-def _fwd(fn, x, *params):
-    def run():
-        with torch.no_grad():
-            return fn(x, *params)
-    return run
-
-
-def _fwd_bwd(fn, x, *params):
-    leaves = [t.detach().requires_grad_() for t in (x, *params)]
-    dy = torch.randn_like(x)
-
-    def run():
-        return torch.autograd.grad(fn(*leaves), leaves, dy)
-    return run
+    interleaved_against_torch(benchmark, case, x, passes, ours, theirs, THREADS, ROUNDS)
 
 
 ROW_OPS = {
@@ -82,18 +40,12 @@ def test_row_norm_op(benchmark, name, shape, dtype, direction):
     call, n_params = ROW_OPS[name]
     x = (torch.randn(shape) + 3).to(DTYPES[dtype])
     params = [torch.randn(shape[-1], dtype=x.dtype) for _ in range(n_params)]
-    wrap = _fwd if direction == "forward" else _fwd_bwd
+    wrap = forward if direction == "forward" else forward_backward
     ours = wrap(lambda *a: call(ft, *a), x, *params)
     theirs = wrap(lambda *a: call(torch.nn.functional, *a), x, *params)
     suffix = "" if direction == "forward" else ".fwd+bwd"
     _record(benchmark, f"torch_op.{name}{suffix}", x, 2 if direction == "forward" else 5,
             ours, theirs)
-
-
-IMAGE_OPS = {
-    "batch_norm": lambda f, x, w, b: f.batch_norm(x, None, None, w, b, True),
-    "group_norm": lambda f, x, w, b: f.group_norm(x, 32, w, b),
-}
 
 
 @pytest.mark.parametrize("direction", ["forward", "forward+backward"])
@@ -104,7 +56,7 @@ def test_channel_norm_op(benchmark, name, layout, direction):
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     w, b = torch.randn(IMAGE_SHAPE[1]), torch.randn(IMAGE_SHAPE[1])
-    wrap = _fwd if direction == "forward" else _fwd_bwd
+    wrap = forward if direction == "forward" else forward_backward
     ours = wrap(lambda *a: IMAGE_OPS[name](ft, *a), x, w, b)
     theirs = wrap(lambda *a: IMAGE_OPS[name](torch.nn.functional, *a), x, w, b)
     suffix = "" if direction == "forward" else ".fwd+bwd"

@@ -322,43 +322,64 @@ def float32_to_half(X, *, bfloat16=False):
 # ---------------------------------------------------------- channel norms ---
 # X3 is a C-contiguous (A, B, K) view; statistics are per (a, k), reduced
 # over B (see ext/_channels.pxi). Coefficient arrays are float64 (A, K).
+# The kernels of batch, group and instance norm also take 16-bit storage
+# (bfloat16=True: uint16 bfloat16 bits; or float16) as row_norm_forward
+# does, with float32 weight and bias; outputs in X3's dtype.
 
 def _coef(c, shape):
     return np.ascontiguousarray(np.broadcast_to(c, shape), dtype=np.float64)
 
 
-def channel_moments(X3):
+def _channel_storage(X3, bfloat16, *others, passes=1):
+    """(threads for `passes` over X3, bfloat16 flag, the kernels' views of
+    X3 and of `others` (arrays of its dtype: 16-bit storage as uint16))."""
+    half = _half_storage(X3, bfloat16)
+    if half is None:
+        return effective_n_threads(passes * X3.nbytes), False, (X3, *others)
+    for a in others:  # a view of another dtype would misread it
+        if a.dtype != X3.dtype:
+            raise TypeError(f"the arrays ({a.dtype}) and X ({X3.dtype}) must share a 16-bit "
+                            "dtype")
+    views = [a if half[1] else a.view(np.uint16) for a in (X3, *others)]
+    # 2 * nbytes: the work per element is float32's
+    return effective_n_threads(2 * passes * X3.nbytes), half[1], views
+
+
+def channel_moments(X3, *, bfloat16=False):
     """(mean, M2) over axis 1 of X3, each (A, K) float64."""
     A, _, K = X3.shape
     mean, m2 = np.empty((A, K)), np.empty((A, K))
-    _channels.moments(X3, effective_n_threads(X3.nbytes), mean, m2)
+    threads, bf16, (X,) = _channel_storage(X3, bfloat16)
+    _channels.moments(X, threads, mean, m2, bf16)
     return mean, m2
 
 
-def channel_dot_sums(dY3, X3, shift):
+def channel_dot_sums(dY3, X3, shift, *, bfloat16=False):
     """(sum of dY, sum of dY * (X - shift)) over axis 1, each (A, K) float64."""
     A, _, K = X3.shape
     sdy, sdyx = np.empty((A, K)), np.empty((A, K))
-    _channels.dot_sums(dY3, X3, _coef(shift, (A, K)), effective_n_threads(2 * X3.nbytes),
-                       sdy, sdyx)
+    threads, bf16, (X, dY) = _channel_storage(X3, bfloat16, dY3, passes=2)
+    _channels.dot_sums(dY, X, _coef(shift, (A, K)), threads, sdy, sdyx, bf16)
     return sdy, sdyx
 
 
-def channel_affine(X3, shift, scale, offset):
+def channel_affine(X3, shift, scale, offset, *, bfloat16=False):
     """(X3 - shift) * scale + offset, coefficients broadcast to (A, K)."""
     A, _, K = X3.shape
     out = np.empty_like(X3)
-    _channels.affine(X3, _coef(shift, (A, K)), _coef(scale, (A, K)), _coef(offset, (A, K)),
-                     effective_n_threads(X3.nbytes), out)
+    threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
+    _channels.affine(X, _coef(shift, (A, K)), _coef(scale, (A, K)), _coef(offset, (A, K)),
+                     threads, Y, bf16)
     return out
 
 
-def channel_backward(dY3, X3, shift, p, q, r):
+def channel_backward(dY3, X3, shift, p, q, r, *, bfloat16=False):
     """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
     A, _, K = X3.shape
     dX = np.empty_like(X3)
-    _channels.backward(dY3, X3, *(_coef(c, (A, K)) for c in (shift, p, q, r)),
-                       effective_n_threads(2 * X3.nbytes), dX)
+    threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
+    _channels.backward(dY, X, *(_coef(c, (A, K)) for c in (shift, p, q, r)),
+                       threads, dX_, bf16)
     return dX
 
 
@@ -388,46 +409,49 @@ def lrn_backward(dY3, X3, size, alpha, beta, k):
 # cache): NCHW items of n_count samples x c_count channels, channels-last
 # items of one sample with G groups. See ext/_channels.pxi.
 
-def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps):
+def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps, *, bfloat16=False):
     """(out, mean, var): the biased variance; per item, float64, n-major."""
     N, C, _ = X3.shape
     n_items = (N // n_count) * (C // c_count)
     out = np.empty_like(X3)
     mean, var = np.empty(n_items), np.empty(n_items)
-    _channels.fused_forward_nchw(X3, n_count, c_count, weight, bias, eps,
-                                 effective_n_threads(X3.nbytes), out, mean, var)
+    threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
+    _channels.fused_forward_nchw(X, n_count, c_count, weight, bias, eps, threads, Y, mean,
+                                 var, bf16)
     return out, mean, var
 
 
-def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd):
+def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd, *, bfloat16=False):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, C, _ = X3.shape
     dX = np.empty_like(X3)
     sdy, sdyx = np.empty(N * C), np.empty(N * C)
-    _channels.fused_backward_nchw(dY3, X3, n_count, c_count, weight,
+    threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
+    _channels.fused_backward_nchw(dY, X, n_count, c_count, weight,
                                   np.ascontiguousarray(mean, dtype=np.float64).reshape(-1),
                                   np.ascontiguousarray(rstd, dtype=np.float64).reshape(-1),
-                                  effective_n_threads(2 * X3.nbytes), dX, sdy, sdyx)
+                                  threads, dX_, sdy, sdyx, bf16)
     return dX, sdy.reshape(N, C), sdyx.reshape(N, C)
 
 
-def fused_forward_nhwc(X3, G, weight, bias, eps):
+def fused_forward_nhwc(X3, G, weight, bias, eps, *, bfloat16=False):
     """(out, mean, var) of channels-last X3 (N, S, C); mean/var (N, G)."""
     N = X3.shape[0]
     out = np.empty_like(X3)
     mean, var = np.empty((N, G)), np.empty((N, G))
-    _channels.fused_forward_nhwc(X3, G, weight, bias, eps, effective_n_threads(X3.nbytes),
-                                 out, mean, var)
+    threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
+    _channels.fused_forward_nhwc(X, G, weight, bias, eps, threads, Y, mean, var, bf16)
     return out, mean, var
 
 
-def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd):
+def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd, *, bfloat16=False):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, _, C = X3.shape
     dX = np.empty_like(X3)
     sdy, sdyx = np.empty((N, C)), np.empty((N, C))
-    _channels.fused_backward_nhwc(dY3, X3, G, weight,
+    threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
+    _channels.fused_backward_nhwc(dY, X, G, weight,
                                   np.ascontiguousarray(mean, dtype=np.float64),
                                   np.ascontiguousarray(rstd, dtype=np.float64),
-                                  effective_n_threads(2 * X3.nbytes), dX, sdy, sdyx)
+                                  threads, dX_, sdy, sdyx, bf16)
     return dX, sdy, sdyx

@@ -171,33 +171,48 @@ def _check_saved(saved, shape):
 
 # ------------------------------------------------------ layer / rms norm ---
 
-def _row_input(x, bfloat16):
-    """(input array, its 16-bit storage or None) for the row norms: what
-    _float_array gives, or on the CPU a float16 array ("float16"), or with
-    bfloat16 (fastnorm.torch's bfloat16 tensors: NumPy has no such dtype) a
-    uint16 array of bfloat16 bits ("bfloat16"). 16-bit values are computed
-    as float32 and rounded back."""
-    if bfloat16:
-        return np.asarray(x), "bfloat16"
+class BFloat16Bits:
+    """A uint16 array holding bfloat16 bits, as an input or grad_output of
+    the norms with 16-bit kernels (NumPy has no bfloat16): how
+    fastnorm.torch passes CPU bfloat16 tensors, without a copy."""
+
+    def __init__(self, bits):
+        self.bits = bits
+
+
+def _half_input(x, bfloat16=False, name="input"):
+    """(input array, its 16-bit storage or None) for the norms with 16-bit
+    kernels: what _float_array gives, or on the CPU a float16 array
+    ("float16"), or with bfloat16 or as BFloat16Bits (fastnorm.torch's
+    bfloat16 tensors) a uint16 array of bfloat16 bits ("bfloat16"). 16-bit
+    values are computed as float32 and rounded back."""
+    if bfloat16 or type(x) is BFloat16Bits:
+        return np.asarray(getattr(x, "bits", x)), "bfloat16"
     if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize == 2:
         return np.asarray(x, dtype=np.float16), "float16"  # (in native byte order)
-    return _float_array(x, "input", gpu=True), None
+    return _float_array(x, name, gpu=True), None
+
+
+def _half_param(p, name, shape, half, what, in_place=False):
+    """A parameter beside 16-bit input: float32, or float16 beside float16
+    input (torch's rule for 16-bit input's parameters), of `shape` (`what`
+    names it); as a C-contiguous float32 array, or (in_place) itself."""
+    arr = np.asarray(p)
+    allowed = ("float32",) if half == "bfloat16" else ("float32", "float16")
+    if arr.dtype.newbyteorder("=").name not in allowed:
+        raise TypeError(f"{name} has dtype {arr.dtype}; beside {half} input it must be "
+                        f"{' or '.join(allowed)}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} ({what}), got {arr.shape}")
+    return arr if in_place else np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
 
 
 def _row_param(p, name, shape, x, half):
     """weight/bias as the kernels take them: _param's, or beside 16-bit input
-    a float32 array (given float32, or float16 beside float16 input, as
-    torch's rule for 16-bit input's parameters)."""
+    a float32 array (_half_param)."""
     if half is None or p is None:
         return _param(p, name, shape, x)
-    arr = np.asarray(p)
-    allowed = ("float32",) if half == "bfloat16" else ("float32", "float16")
-    if arr.dtype.name not in allowed:
-        raise TypeError(f"{name} has dtype {arr.dtype}; beside {half} input it must be "
-                        f"{' or '.join(allowed)}")
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (normalized_shape), got {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+    return _half_param(p, name, shape, half, "normalized_shape")
 
 
 def _row_eps(eps, x, half, rms):
@@ -207,7 +222,7 @@ def _row_eps(eps, x, half, rms):
 
 
 def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved, bfloat16=False):
-    x, half = _row_input(input, bfloat16)
+    x, half = _half_input(input, bfloat16)
     shape = _normalized_shape(normalized_shape, x)
     w = _row_param(weight, "weight", shape, x, half)
     b = _row_param(bias, "bias", shape, x, half)
@@ -222,7 +237,7 @@ def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved, bfl
 
 def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, rms, saved,
                        bfloat16=False):
-    x, half = _row_input(input, bfloat16)
+    x, half = _half_input(input, bfloat16)
     dy = np.asarray(grad_output) if half else _float_array(grad_output, "grad_output", gpu=True)
     ops = _backend.ops_for(x, dy, name="grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
@@ -338,8 +353,10 @@ def rms_norm_backward(grad_output, input, normalized_shape, weight=None, eps=Non
 LAYOUTS = ("NCHW", "NHWC")
 
 
-def _grad_output(grad_output, x):
-    dy = _float_array(grad_output, "grad_output", gpu=True)
+def _grad_output(grad_output, x, half=None):
+    """grad_output, of input x's shape and dtype (16-bit input: see _half_input)."""
+    dy = _half_input(grad_output, half == "bfloat16", "grad_output")[0] if half else \
+        _float_array(grad_output, "grad_output", gpu=True)
     _backend.ops_for(x, dy, name="grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
         raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
@@ -353,7 +370,8 @@ class _Channels:
     layouts; `pooled` (channels-last only) views all samples as one, so that
     per-channel statistics come straight out of the kernel as (1, C)."""
 
-    def __init__(self, x, layout, min_ndim, max_ndim=None, pooled=False, name="input"):
+    def __init__(self, x, layout, min_ndim, max_ndim=None, pooled=False, name="input",
+                 half=None):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
@@ -363,6 +381,9 @@ class _Channels:
         self.shape = x.shape
         self.xp = _backend.namespace(x)  # NumPy, or CuPy on the GPU
         self.ops = _backend.ops_for(x)
+        # 16-bit storage (_half_input): the kernels are told bfloat16's
+        self.half = half
+        self.kw = {"bfloat16": True} if half == "bfloat16" else {}
         self.channels_last = layout == "NHWC" and x.ndim > 2
         if self.channels_last:
             self.N, self.C = x.shape[0], x.shape[-1]
@@ -395,36 +416,45 @@ class _Channels:
 
     def moments(self):
         """(mean, M2) per (sample, channel) over the spatial positions."""
-        mean, m2 = self.ops.channel_moments(self.X3)
+        mean, m2 = self.ops.channel_moments(self.X3, **self.kw)
         return self.per_channel(mean), self.per_channel(m2)
 
     def dot_sums(self, dy, shift):
         """(sum dy, sum dy * (x - shift)) per (sample, channel)."""
-        sdy, sdyx = self.ops.channel_dot_sums(self.view(dy), self.X3, self.coef(shift))
+        sdy, sdyx = self.ops.channel_dot_sums(self.view(dy), self.X3, self.coef(shift),
+                                              **self.kw)
         return self.per_channel(sdy), self.per_channel(sdyx)
 
     def affine(self, shift, scale, offset):
         out = self.ops.channel_affine(self.X3, self.coef(shift), self.coef(scale),
-                                  self.coef(offset))
+                                      self.coef(offset), **self.kw)
         return out.reshape(self.shape)
 
     def backward(self, dy, shift, p, q, r):
         dx = self.ops.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
-                                   self.coef(q), self.coef(r))
+                                       self.coef(q), self.coef(r), **self.kw)
         return dx.reshape(self.shape)
 
     # The fused kernels visit each item (the values that share statistics)
     # once, statistics then apply, while it is in cache: NCHW channels long
     # enough for the segment loops to vectorize, or channels-last samples.
     # Channels-last batch norm has no cache-sized item: it stays unfused.
+    # 16-bit storage converts a whole item into float32 scratch per thread:
+    # fused up to HALF_FUSED_ITEM values, larger items run unfused (their
+    # kernels convert cache-sized blocks).
     MIN_FUSED_SEGMENT = 32
+    HALF_FUSED_ITEM = 1 << 17
 
-    def fusable(self, batch=False):
+    def fusable(self, G=None, batch=False):
         if self.N * self.C * self.S == 0 or len(self.shape) == 2 or self.xp is not np:
             return False  # (no fused kernels on the GPU yet)
         if self.channels_last:
-            return not batch
-        return self.S >= self.MIN_FUSED_SEGMENT
+            item = self.S * self.C
+            fused = not batch
+        else:
+            item = self.S * (self.N if batch else self.C // G)
+            fused = self.S >= self.MIN_FUSED_SEGMENT
+        return fused and (self.half is None or item <= self.HALF_FUSED_ITEM)
 
     def _nchw(self, a):
         return np.ascontiguousarray(a).reshape(self.N, self.C, self.S)
@@ -434,11 +464,11 @@ class _Channels:
         norm, per (sample, group) (N, G) otherwise."""
         ops = self.ops
         if self.channels_last:
-            out, mean, var = ops.fused_forward_nhwc(self.X3, G, w, b, eps)
+            out, mean, var = ops.fused_forward_nhwc(self.X3, G, w, b, eps, **self.kw)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
             out, mean, var = ops.fused_forward_nchw(self._nchw(self.X3), n_count, c_count,
-                                                     w, b, eps)
+                                                     w, b, eps, **self.kw)
             if not batch:
                 mean, var = mean.reshape(self.N, G), var.reshape(self.N, G)
         return out.reshape(self.shape), mean, var
@@ -448,11 +478,12 @@ class _Channels:
         with the item mean as shift."""
         ops = self.ops
         if self.channels_last:
-            dx, sdy, sdyx = ops.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd)
+            dx, sdy, sdyx = ops.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd,
+                                                     **self.kw)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
             dx, sdy, sdyx = ops.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
-                                                     n_count, c_count, w, mean, rstd)
+                                                     n_count, c_count, w, mean, rstd, **self.kw)
         return dx.reshape(self.shape), sdy, sdyx
 
 
@@ -463,13 +494,15 @@ def _merge(mean, m2, count, axis):
         axis=axis, keepdims=True)
 
 
-def _channel_param(p, name, C, x, in_place=False):
+def _channel_param(p, name, C, x, in_place=False, half=None):
     """weight/bias/running statistics: None, or a 1-D array of length C in
     input x's dtype and library (in_place: the array itself, in its byte
-    order, for writing through)."""
+    order, for writing through); beside 16-bit input, _half_param's."""
     dtype = x.dtype
     if p is None:
         return None
+    if half is not None:
+        return _half_param(p, name, (C,), half, "the number of channels", in_place)
     arr = _float_array(p, name, keep_byte_order=in_place, gpu=True)
     _backend.ops_for(x, arr, name=name)  # one library
     if arr.shape != (C,):
@@ -480,9 +513,9 @@ def _channel_param(p, name, C, x, in_place=False):
     return arr if in_place else _backend.namespace(arr).ascontiguousarray(arr)
 
 
-def _running(p, name, C, x):
+def _running(p, name, C, x, half=None):
     """A running statistic, updated in place: a writable array."""
-    arr = _channel_param(p, name, C, x, in_place=True)
+    arr = _channel_param(p, name, C, x, in_place=True, half=half)
     if arr is not None and not ((isinstance(p, np.ndarray) or _backend.array_library(p) == "cupy")
                                 and _backend.is_writeable(p)):
         raise TypeError(f"{name} is updated in place: it must be a writable NumPy (or CuPy) "
@@ -526,8 +559,11 @@ def _zeros_if_none(b, C, xp=np):
 
 
 def _param_grads(weight, bias, dw, db, dtype):
-    return (None if weight is None else dw.astype(dtype),
-            None if bias is None else db.astype(dtype))
+    """The weight and bias gradients (None for no parameter) in `dtype`;
+    None (16-bit input): each in its parameter's dtype, as given."""
+    def cast(g, p):
+        return None if p is None else g.astype(dtype or np.asarray(p).dtype)
+    return cast(dw, weight), cast(db, bias)
 
 
 # batch_norm ------------------------------------------------------------------
@@ -537,7 +573,7 @@ def _batch_norm_args(input, running_mean, running_var, weight, bias, training, e
     """The checks of torch's batch_norm, in its order; the forward's also
     return the running statistics' factor (momentum), checked as torch's
     (the backward does not use it: layers pass None there)."""
-    x = _float_array(input, "input", gpu=True)
+    x, half = _half_input(input)
     if training and x.ndim >= 1:  # torch's _verify_batch_size, first
         spatial = x.shape[1:-1] if layout == "NHWC" and x.ndim > 2 else x.shape[2:]
         if x.shape[0] * math.prod(spatial) == 1:
@@ -553,15 +589,15 @@ def _batch_norm_args(input, running_mean, running_var, weight, bias, training, e
         # torch returns an empty batch as it is before looking at channels
         # (a 1-D input has none); every other 1-D input it refuses, as we do
         return x, None, None, None, None, None, eps, factor
-    ch = _Channels(x, layout, 2, 5, pooled=True)
-    rm = _running(running_mean, "running_mean", ch.C, x)
-    rv = _running(running_var, "running_var", ch.C, x)
+    ch = _Channels(x, layout, 2, 5, pooled=True, half=half)
+    rm = _running(running_mean, "running_mean", ch.C, x, half)
+    rv = _running(running_var, "running_var", ch.C, x, half)
     if (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
     if not training and rm is None and x.size:  # (torch returns an empty batch first)
         raise ValueError("running_mean and running_var are required when training=False")
-    w = _channel_param(weight, "weight", ch.C, x)
-    b = _channel_param(bias, "bias", ch.C, x)
+    w = _channel_param(weight, "weight", ch.C, x, half=half)
+    b = _channel_param(bias, "bias", ch.C, x, half=half)
     return x, ch, rm, rv, w, b, eps, factor
 
 
@@ -629,14 +665,17 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     """
     x, ch, rm, rv, w, b, eps, _ = _batch_norm_args(input, running_mean, running_var, weight,
                                                    bias, training, eps, layout)
-    dy = _grad_output(grad_output, x)
+    half = _half_input(input)[1] if ch is None else ch.half
+    dy = _grad_output(grad_output, x, half)
+    gdtype = None if half else x.dtype  # (16-bit input: each parameter's own)
     if ch is None:  # an empty 1-D batch: torch's output is the input (times weight[0])
-        zeros = (lambda p: None if p is None else np.zeros(np.shape(p), x.dtype))
+        zeros = (lambda p: None if p is None else
+                 np.zeros(np.shape(p), gdtype or np.asarray(p).dtype))
         return x.copy(), zeros(weight), zeros(bias)
     saved = _check_saved(saved, ch.C)
     if x.size == 0:  # sums over no values: zero gradients (torch's too)
-        return (ch.xp.empty_like(x),) + _param_grads(w, b, ch.xp.zeros(ch.C),
-                                                     ch.xp.zeros(ch.C), x.dtype)
+        return (ch.xp.empty_like(x),) + _param_grads(weight, bias, ch.xp.zeros(ch.C),
+                                                     ch.xp.zeros(ch.C), gdtype)
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
     elif training:
@@ -646,7 +685,8 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         mean, rstd = rm.astype(np.float64), _rstd(rv.astype(np.float64), eps)
     if training and ch.fusable(batch=True):
         dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True)
-        return (dx,) + _param_grads(w, b, rstd * sdyx.sum(axis=0), sdy.sum(axis=0), x.dtype)
+        return (dx,) + _param_grads(weight, bias, rstd * sdyx.sum(axis=0), sdy.sum(axis=0),
+                                    gdtype)
     wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, mean)
     sdy, sdyx = sdy.sum(axis=0), sdyx.sum(axis=0)
@@ -657,7 +697,7 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     else:
         q = r = ch.xp.zeros(ch.C)
     dx = ch.backward(dy, mean, rstd * wd, q, r)
-    return (dx,) + _param_grads(w, b, rstd * sdyx, sdy, x.dtype)
+    return (dx,) + _param_grads(weight, bias, rstd * sdyx, sdy, gdtype)
 
 
 # group_norm / instance_norm ---------------------------------------------------
@@ -679,7 +719,7 @@ def _group_forward(ch, G, w, b, eps):
     if ch.N * ch.C * ch.S == 0:
         mean, var = _group_stats(ch, G)
         return ch.xp.empty(ch.shape, ch.X3.dtype), mean, var
-    if ch.fusable():
+    if ch.fusable(G):
         return ch.fused_forward(G, w, b, eps)
     mean, var = _group_stats(ch, G)
     rstd = _rstd(var, eps)
@@ -697,7 +737,7 @@ def _group_backward(ch, dy, G, mean, rstd, w):
         return ch.xp.empty(ch.shape, ch.X3.dtype), ch.xp.zeros(ch.C), ch.xp.zeros(ch.C)
     size = ch.C // G
     expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
-    if ch.fusable():
+    if ch.fusable(G):
         dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd)
         return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
     wd = _ones_if_none(w, ch.C, ch.xp)
@@ -712,8 +752,8 @@ def _group_backward(ch, dy, G, mean, rstd, w):
 
 
 def _group_norm_args(input, num_groups, weight, bias, eps, layout):
-    x = _float_array(input, "input", gpu=True)
-    ch = _Channels(x, layout, 2)
+    x, half = _half_input(input)
+    ch = _Channels(x, layout, 2, half=half)
     if not isinstance(num_groups, Integral) or isinstance(num_groups, bool) or num_groups <= 0:
         raise ValueError(f"num_groups must be a positive int, got {num_groups!r}")
     if ch.C % num_groups:
@@ -722,8 +762,8 @@ def _group_norm_args(input, num_groups, weight, bias, eps, layout):
     if ch.N * (ch.C // num_groups) * ch.S == 1:  # torch's check (in eval mode too)
         raise ValueError("Expected more than 1 value per channel when training, got input "
                          f"size {x.shape} ({num_groups} groups of one value)")
-    w = _channel_param(weight, "weight", ch.C, x)
-    b = _channel_param(bias, "bias", ch.C, x)
+    w = _channel_param(weight, "weight", ch.C, x, half=half)
+    b = _channel_param(bias, "bias", ch.C, x, half=half)
     return x, ch, int(num_groups), w, b, _eps(eps, x.dtype)
 
 
@@ -741,7 +781,7 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, 
                         layout="NCHW", saved=None):
     """(grad_input, grad_weight, grad_bias) of group_norm."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
-    dy = _grad_output(grad_output, x)
+    dy = _grad_output(grad_output, x, ch.half)
     saved = _check_saved(saved, (ch.N, G))
     if saved is None:
         mean, var = _group_stats(ch, G)
@@ -749,29 +789,30 @@ def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, 
     else:
         mean, rstd = saved.mean, saved.rstd
     dx, dw, db = _group_backward(ch, dy, G, mean, rstd, w)
-    return (dx,) + _param_grads(w, b, dw, db, x.dtype)
+    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype)
 
 
 def _instance_norm_args(input, running_mean, running_var, weight, bias, use_input_stats, eps,
                         layout, momentum=None, forward=False):
     """The checks of torch's instance_norm, in its order; the forward's also
     return the running statistics' factor (momentum), checked as torch's."""
-    x = _float_array(input, "input", gpu=True)
-    ch = _Channels(x, layout, 2, 5)  # 2-D (N, C): torch takes it (eval, from running stats)
+    x, half = _half_input(input)
+    # 2-D (N, C): torch takes it (eval, from running stats)
+    ch = _Channels(x, layout, 2, 5, half=half)
     if use_input_stats and ch.S == 1:  # torch's _verify_spatial_size, first
         raise ValueError("Expected more than 1 spatial element when training, got input "
                          f"size {x.shape}")
     eps = _eps(eps, x.dtype)
     factor = _momentum(momentum) if forward else None
-    rm = _running(running_mean, "running_mean", ch.C, x)
-    rv = _running(running_var, "running_var", ch.C, x)
+    rm = _running(running_mean, "running_mean", ch.C, x, half)
+    rv = _running(running_var, "running_var", ch.C, x, half)
     if (rm is None) != (rv is None):
         raise ValueError("running_mean and running_var must be given together")
     if not use_input_stats and rm is None:
         raise ValueError("running_mean and running_var are required when "
                          "use_input_stats=False")
-    w = _channel_param(weight, "weight", ch.C, x)
-    b = _channel_param(bias, "bias", ch.C, x)
+    w = _channel_param(weight, "weight", ch.C, x, half=half)
+    b = _channel_param(bias, "bias", ch.C, x, half=half)
     return x, ch, rm, rv, w, b, eps, factor
 
 
@@ -807,7 +848,7 @@ def instance_norm_backward(grad_output, input, running_mean=None, running_var=No
     """(grad_input, grad_weight, grad_bias) of instance_norm."""
     x, ch, rm, rv, w, b, eps, _ = _instance_norm_args(
         input, running_mean, running_var, weight, bias, use_input_stats, eps, layout)
-    dy = _grad_output(grad_output, x)
+    dy = _grad_output(grad_output, x, ch.half)
     saved = _check_saved(saved, (ch.N, ch.C))
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
@@ -825,7 +866,7 @@ def instance_norm_backward(grad_output, input, running_mean=None, running_var=No
         zeros = ch.xp.zeros((ch.N, ch.C))
         dx = ch.backward(dy, mean, rstd * wd, zeros, zeros)
         dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
-    return (dx,) + _param_grads(w, b, dw, db, x.dtype)
+    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype)
 
 
 # switchable_norm -------------------------------------------------------------

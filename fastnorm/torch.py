@@ -27,9 +27,10 @@ Tensors: CPU tensors are read and written through NumPy views, without copies
 (a channels_last tensor as its NHWC memory, so it stays channels_last).
 bfloat16 and float16 tensors are computed in float32 (as torch accumulates
 them) and returned in the input's dtype; parameters may be float32 beside
-bfloat16/float16 input, as under ``torch.autocast``. layer_norm and rms_norm
-run them on 16-bit CPU kernels without a copy; the other norms, and CUDA
-tensors, through a float32 copy of the input. CUDA tensors go to fastnorm's
+bfloat16/float16 input, as under ``torch.autocast``. layer_norm, rms_norm,
+batch_norm, group_norm and instance_norm run them on 16-bit CPU kernels
+without a copy (channels_last included); the other norms, and CUDA tensors,
+through a float32 copy of the input. CUDA tensors go to fastnorm's
 GPU path through DLPack, zero-copy (that path needs CuPy; it has not yet run
 on a GPU).
 
@@ -58,6 +59,7 @@ __all__ = [
 # ------------------------------------------------------------- tensors ---
 
 _FLOAT = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_HALF = (torch.bfloat16, torch.float16)
 
 
 def _compute_dtype(input):
@@ -149,17 +151,22 @@ def _from_nhwc(t):
     return t.permute(0, t.dim() - 1, *range(1, t.dim() - 1))
 
 
-def _channel_arrays(input, dtype, *grads):
+def _channel_arrays(input, dtype, *grads, half=False):
     """(layout, input array, grad arrays) for a channel norm: channels_last
-    input as its NHWC view, so that no copy is made."""
-    if _channels_last(input):
-        return ("NHWC", _array(_to_nhwc(input), dtype),
-                *(_array(_to_nhwc(g), dtype) for g in grads))
-    return ("NCHW", _array(input, dtype), *(_array(g, dtype) for g in grads))
+    input as its NHWC view, so that no copy is made. half (the norms with
+    16-bit kernels): CPU bfloat16/float16 input and grads go to them as they
+    are (_half_array), not as float32 copies."""
+    nhwc = _channels_last(input)
+    order = _to_nhwc if nhwc else (lambda t: t)
+    if half and input.is_cpu and input.dtype in _HALF:
+        arrays = (_half_array(order(t.to(input.dtype))) for t in (input, *grads))
+    else:
+        arrays = (_array(order(t), dtype) for t in (input, *grads))
+    return ("NHWC" if nhwc else "NCHW", *arrays)
 
 
 def _channel_result(a, layout, dtype):
-    t = _tensor(a, dtype)
+    t = _from_array(a, dtype)
     return _from_nhwc(t) if layout == "NHWC" else t
 
 
@@ -268,21 +275,34 @@ def _rows_of(input, normalized_shape):
     return math.prod(input.shape[:input.dim() - len(normalized_shape)])
 
 
+def _bits16(t):
+    """A CPU bfloat16/float16 tensor's memory as a NumPy array, no copy:
+    float16, or bfloat16 as its uint16 bits (NumPy has no bfloat16)."""
+    t = t.detach()
+    return t.view(torch.int16).numpy().view(np.uint16) if t.dtype == torch.bfloat16 \
+        else t.numpy()
+
+
+def _half_array(t):
+    """_bits16 as fastnorm.functional's norms with 16-bit kernels take it
+    (bfloat16 bits marked as such)."""
+    a = _bits16(t)
+    return F.BFloat16Bits(a) if t.dtype == torch.bfloat16 else a
+
+
 def _row_arrays(input, dtype, *params):
     """(input's array, bfloat16?, parameters' arrays) for the row norms. On
     the CPU, bfloat16 and float16 input go to the 16-bit kernels as they are
-    (bfloat16 as its uint16 bits: NumPy has no bfloat16), parameters as
-    float32; elsewhere everything in the compute dtype."""
-    if input.is_cpu and input.dtype in (torch.bfloat16, torch.float16):
-        t = input.detach().contiguous()
-        bf16 = t.dtype == torch.bfloat16
-        x = t.view(torch.int16).numpy().view(np.uint16) if bf16 else t.numpy()
-        return x, bf16, [_array(p, torch.float32) for p in params]
+    (_bits16), parameters as float32; elsewhere everything in the compute
+    dtype."""
+    if input.is_cpu and input.dtype in _HALF:
+        t = input.contiguous()
+        return _bits16(t), t.dtype == torch.bfloat16, [_array(p, torch.float32) for p in params]
     return _array(input, dtype), False, [_array(p, dtype) for p in params]
 
 
-def _from_row_array(a, dtype):
-    """A row kernel's output as a tensor of `dtype` (uint16 bits: bfloat16)."""
+def _from_array(a, dtype):
+    """A kernel's output as a tensor of `dtype` (uint16 bits: bfloat16)."""
     if type(a) is np.ndarray and a.dtype == np.uint16:
         return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     return _tensor(a, dtype)
@@ -333,7 +353,7 @@ def _row_norm(input: Tensor, normalized_shape: List[int], weight: Optional[Tenso
     # (F._row_norm: the public functions' body, which also takes bfloat16 bits)
     out, saved = F._row_norm(x, tuple(normalized_shape), w, None if rms else b, eps, rms,
                              return_saved=True, bfloat16=bf16)
-    return _from_row_array(out, input.dtype), _stats(saved.mean), _stats(saved.rstd)
+    return _from_array(out, input.dtype), _stats(saved.mean), _stats(saved.rstd)
 
 
 @_row_norm.register_fake
@@ -361,7 +381,7 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
     # (eps: unused, the saved statistics are given)
     dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16)
     param_dtype = weight.dtype if weight is not None else input.dtype
-    return (_from_row_array(dx, input.dtype),
+    return (_from_array(dx, input.dtype),
             _nothing(input) if dw is None else _tensor(dw, param_dtype),
             _nothing(input) if db is None else _tensor(db, param_dtype))
 
@@ -504,8 +524,10 @@ def _stand_ins(x, C, want_bias):
     their values do not matter: the saved statistics (the forward's, from the
     real running statistics in eval) take precedence, and the bias's value
     does not enter the gradients (only whether there is one)."""
+    x = getattr(x, "bits", x)  # (F.BFloat16Bits)
     xp = _backend.namespace(x)
-    return xp.zeros(C, x.dtype), xp.ones(C, x.dtype), xp.zeros(C, x.dtype) if want_bias else None
+    dtype = np.float32 if x.dtype.itemsize == 2 else x.dtype  # (beside 16-bit input)
+    return xp.zeros(C, dtype), xp.ones(C, dtype), xp.zeros(C, dtype) if want_bias else None
 
 
 @_operator("batch_norm")
@@ -515,7 +537,7 @@ def _batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Opti
     dtype = _compute_dtype(input)
     _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
                    bias=bias)
-    layout, x = _channel_arrays(input, dtype)
+    layout, x = _channel_arrays(input, dtype, half=True)
     rm, rv = _running_copies(running_mean, running_var, dtype)
     out, saved = F.batch_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
                               training=training, momentum=momentum, eps=eps, layout=layout,
@@ -541,7 +563,7 @@ def _batch_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional[Te
                          mean: Tensor, rstd: Tensor, want_bias: bool,
                          training: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
-    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output, half=True)
     rm, rv, b = _stand_ins(x, input.shape[1], want_bias)
     w = _array(weight, dtype)
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
@@ -612,7 +634,7 @@ def _group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor],
                 bias: Optional[Tensor], eps: float) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
     _check_tensors(input, weight=weight, bias=bias)
-    layout, x = _channel_arrays(input, dtype)
+    layout, x = _channel_arrays(input, dtype, half=True)
     out, saved = F.group_norm(x, num_groups, _array(weight, dtype), _array(bias, dtype), eps,
                               layout=layout, return_saved=True)
     return _channel_result(out, layout, input.dtype), _stats(saved.mean), _stats(saved.rstd)
@@ -632,7 +654,7 @@ def _group_norm_backward(grad_output: Tensor, input: Tensor, num_groups: int,
                          weight: Optional[Tensor], mean: Tensor, rstd: Tensor,
                          want_bias: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
-    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output, half=True)
     w = _array(weight, dtype)
     _, _, b = _stand_ins(x, input.shape[1], want_bias)
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
@@ -674,7 +696,7 @@ def _instance_norm(input: Tensor, running_mean: Optional[Tensor],
     dtype = _compute_dtype(input)
     _check_tensors(input, running_mean=running_mean, running_var=running_var, weight=weight,
                    bias=bias)
-    layout, x = _channel_arrays(input, dtype)
+    layout, x = _channel_arrays(input, dtype, half=True)
     rm, rv = _running_copies(running_mean, running_var, dtype)
     out, saved = F.instance_norm(x, rm, rv, _array(weight, dtype), _array(bias, dtype),
                                  use_input_stats=use_input_stats, momentum=momentum, eps=eps,
@@ -700,7 +722,7 @@ def _instance_norm_backward(grad_output: Tensor, input: Tensor, weight: Optional
                             mean: Tensor, rstd: Tensor, want_bias: bool,
                             use_input_stats: bool) -> Tuple[Tensor, Tensor, Tensor]:
     dtype = _compute_dtype(input)
-    layout, x, dy = _channel_arrays(input, dtype, grad_output)
+    layout, x, dy = _channel_arrays(input, dtype, grad_output, half=True)
     rm, rv, b = _stand_ins(x, input.shape[1], want_bias)
     w = _array(weight, dtype)
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import sklearn.preprocessing as skp
-from hypothesis import HealthCheck, Phase, given, note, reject, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, note, settings, strategies as st
 
 import fastnorm
 import fastnorm._config
@@ -968,8 +968,9 @@ def test_functional_forward(data, op, seed, dtype, flavor, readonly, n_threads, 
     call, a = _place(case, sentinel, data.draw, readonly=readonly)
     fn = getattr(F, op)
     xdtype = np.dtype(dtype).newbyteorder("=")  # byte-swapped floats are floats
-    # float16: the row norms compute it (16-bit kernels, as torch's CPU norms do)
-    takes_16_bit = op in ("layer_norm", "rms_norm") and xdtype == np.float16
+    # float16: the norms with 16-bit kernels compute it (as torch's CPU norms do)
+    takes_16_bit = op in ("layer_norm", "rms_norm", "batch_norm", "group_norm",
+                          "instance_norm") and xdtype == np.float16
     if xdtype not in (np.float32, np.float64) and not takes_16_bit:
         # integers, and float16 in the norms without 16-bit kernels: refused
         expect_refusal(fn, call, lambda: quiet_call(n_threads, ours_forward, case, a), "input")

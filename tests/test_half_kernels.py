@@ -22,15 +22,20 @@ except ImportError:  # the torch comparisons skip
     torch = None
 
 
-def _norm_builds():
-    builds = [pytest.param(importlib.import_module("fastnorm._ext._norms"), id="baseline")]
+def _builds(module="_norms"):
+    """A kernel module of each build this CPU runs (baseline, x86-64-v3)."""
+    builds = [pytest.param(importlib.import_module(f"fastnorm._ext.{module}"), id="baseline")]
     if _openmp.cpu_is_x86_64_v3():
         try:
-            builds.append(pytest.param(importlib.import_module("fastnorm._ext._norms_v3"),
+            builds.append(pytest.param(importlib.import_module(f"fastnorm._ext.{module}_v3"),
                                        id="x86-64-v3"))
         except ImportError:
             pass
     return builds
+
+
+def _norm_builds():
+    return _builds("_norms")
 
 
 @pytest.fixture(params=_norm_builds())
@@ -473,3 +478,448 @@ def test_mismatched_storage_is_an_error():
         _cpu.row_norm_forward(x, None, None, 1e-5, False, bfloat16=True)
     with pytest.raises(ValueError):  # 16-bit kernels take float32 parameters
         _cpu.row_norm_forward(x, np.ones(4), None, 1e-5, False)
+
+
+# ========================================================= channel norms ===
+# batch_norm, group_norm and instance_norm on 16-bit storage (both layouts,
+# fused items and unfused blocks), through fastnorm.functional: float16
+# arrays, and bfloat16 bits as functional.BFloat16Bits (fastnorm.torch's way).
+
+import fastnorm  # noqa: E402
+from fastnorm import functional as F  # noqa: E402
+
+
+@pytest.fixture(params=_builds("_channels"))
+def channel_kernels(request, monkeypatch):
+    """fastnorm._cpu running on one build's channel kernels."""
+    monkeypatch.setattr(_cpu, "_channels", request.param)
+    return request.param
+
+
+@pytest.fixture(params=["fused", "blocks"])
+def channel_path(request, monkeypatch):
+    """The fused item kernels where they apply, or (blocks) the unfused
+    block kernels everywhere (as items larger than the 16-bit fused limit
+    run; float32 input too, for the bitwise comparisons)."""
+    if request.param == "blocks":
+        monkeypatch.setattr(F._Channels, "fusable", lambda self, G=None, batch=False: False)
+    return request.param
+
+
+def _arg16(h, storage):
+    """16-bit storage as fastnorm.functional takes it."""
+    return F.BFloat16Bits(h) if storage == "bfloat16" else h
+
+
+def _to_layout(a, layout):
+    """An NCHW array (N, C, *spatial) in `layout` (NHWC: channels-last memory)."""
+    return a if layout == "NCHW" or a.ndim == 2 else np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def _from_layout(a, layout):
+    return a if layout == "NCHW" or a.ndim == 2 else np.moveaxis(a, -1, 1)
+
+
+def _group_axes(x, norm, G):
+    """x (N, C, *spatial) float64 viewed as (N, G, C/G, S) with the axes its
+    statistics reduce over."""
+    N, C = x.shape[:2]
+    v = x.reshape(N, G, C // G, -1)
+    return v, ((0, 2, 3) if norm == "batch" else (2, 3))
+
+
+def ref_channel_forward(x, norm, G, w, b, eps, mean=None, var=None):
+    """float64 reference: (y, mean, rstd, |terms|) of x (N, C, *spatial);
+    given (mean, var) per channel (eval) normalize with those."""
+    N, C = x.shape[:2]
+    v, axes = _group_axes(x, norm, G)
+    if mean is None:
+        mu = v.mean(axis=axes, keepdims=True)
+        var_ = ((v - mu) ** 2).mean(axis=axes, keepdims=True)
+    else:  # per channel: (1, C, 1, 1) in the (N, G=C, 1, S) view
+        mu, var_ = mean.reshape(1, C, 1, 1), var.reshape(1, C, 1, 1)
+    rstd = 1.0 / np.sqrt(var_ + eps)
+    xhat = ((v - mu) * rstd).reshape(x.shape)
+    shape = (1, C) + (1,) * (x.ndim - 2)
+    wv = 1.0 if w is None else w.reshape(shape)
+    bv = 0.0 if b is None else b.reshape(shape)
+    return xhat * wv + bv, mu, rstd, np.abs(xhat * wv) + np.abs(bv), xhat
+
+
+def ref_channel_backward(dy, xhat, norm, G, rstd, w, batch_stats):
+    """float64 reference gradients (dx, dw, db, |terms of dx|)."""
+    N, C = dy.shape[:2]
+    shape = (1, C) + (1,) * (dy.ndim - 2)
+    g = dy * (1.0 if w is None else w.reshape(shape))
+    red = tuple(i for i in range(dy.ndim) if i != 1)
+    dw, db = (dy * xhat).sum(axis=red), dy.sum(axis=red)
+    gv, axes = _group_axes(g, norm, G)
+    hv = xhat.reshape(gv.shape)
+    if batch_stats:
+        c1 = gv.mean(axis=axes, keepdims=True)
+        c2 = (gv * hv).mean(axis=axes, keepdims=True)
+        dx = rstd * (gv - c1 - hv * c2)
+        scale = rstd * (np.abs(gv) + np.abs(c1) + np.abs(hv * c2))
+    else:
+        dx, scale = rstd * gv, np.abs(rstd * gv)
+    return dx.reshape(dy.shape), dw, db, scale.reshape(dy.shape)
+
+
+def _channel_call(norm, x, dy, G, w, b, training, running, layout, eps=1e-5):
+    """(y, saved, dx, dw, db) of one channel norm through fastnorm.functional;
+    running: (mean, var) arrays updated in place, or None."""
+    rm, rv = running if running is not None else (None, None)
+    if norm == "batch":
+        y, saved = F.batch_norm(x, rm, rv, w, b, training=training, eps=eps, layout=layout,
+                                return_saved=True)
+        grads = F.batch_norm_backward(dy, x, rm, rv, w, b, training=training, eps=eps,
+                                      layout=layout, saved=saved)
+    elif norm == "group":
+        y, saved = F.group_norm(x, G, w, b, eps, layout=layout, return_saved=True)
+        grads = F.group_norm_backward(dy, x, G, w, b, eps, layout=layout, saved=saved)
+    else:
+        y, saved = F.instance_norm(x, rm, rv, w, b, use_input_stats=training, eps=eps,
+                                   layout=layout, return_saved=True)
+        grads = F.instance_norm_backward(dy, x, rm, rv, w, b, use_input_stats=training,
+                                         eps=eps, layout=layout, saved=saved)
+    return (y, saved) + tuple(grads)
+
+
+def _bits(a):
+    return getattr(a, "bits", a).view(np.uint16)
+
+
+CHANNEL_SHAPES = [(2, 3, 5, 7), (4, 1, 6, 6), (3, 4, 1, 1), (2, 6, 33), (1, 8, 9, 13),
+                  (5, 2, 130, 257), (6, 4)]
+CHANNEL_NORMS = [("batch", True), ("batch", False), ("group", True), ("instance", True),
+                 ("instance", False)]
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("norm,training", CHANNEL_NORMS,
+                         ids=[f"{n}-{'train' if t else 'eval'}" for n, t in CHANNEL_NORMS])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("affine", ["none", "both"])
+@pytest.mark.parametrize("shape", CHANNEL_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_channel_norms_against_float64(channel_kernels, channel_path, rng, storage, norm,
+                                       training, layout, affine, shape):
+    N, C = shape[:2]
+    S = int(np.prod(shape[2:]))
+    if (norm == "instance" and training and S == 1) or (norm == "instance" and len(shape) == 2):
+        pytest.skip("instance norm needs more than one spatial value (torch's rule)")
+    G = {1: 1, 2: 2, 3: 3}.get(C, 2 if C % 2 == 0 else 1) if norm == "group" else C
+    x16, x = make(rng, shape, storage, scale=2.0, loc=0.5)
+    dy16, dy = make(rng, shape, storage)
+    w = rng.standard_normal(C).astype(np.float32) if affine != "none" else None
+    b = rng.standard_normal(C).astype(np.float32) if affine == "both" else None
+    running = None
+    if not training or norm == "batch":
+        running = (rng.standard_normal(C).astype(np.float32),
+                   rng.uniform(0.5, 2.0, C).astype(np.float32))
+    run_mean, run_var = (None, None) if running is None else (r.astype(np.float64)
+                                                              for r in running)
+    xl, dyl = _to_layout(x16, layout), _to_layout(dy16, layout)
+    y, saved, dx, dw, db = _channel_call(norm, _arg16(xl, storage), _arg16(dyl, storage), G,
+                                         w, b, training, running, layout)
+    y, dx = _from_layout(_bits(y), layout), _from_layout(_bits(dx), layout)
+    assert y.shape == dx.shape == shape
+    if storage == "float16":
+        assert _channel_call(norm, xl, dyl, G, w, b, training, None if running is None else
+                             tuple(r.copy() for r in running), layout)[0].dtype == np.float16
+    wd = None if w is None else w.astype(np.float64)
+    bd = None if b is None else b.astype(np.float64)
+    eval_stats = (run_mean, run_var) if not training else (None, None)
+    ry, rmu, rrstd, yscale, xhat = ref_channel_forward(x, norm, G, wd, bd, 1e-5, *eval_stats)
+    assert_16_close(y, ry, yscale, storage, what="y")
+    if training:  # the saved statistics, float64 from the exact inputs
+        np.testing.assert_allclose(np.ravel(saved.mean), rmu.reshape(np.shape(saved.mean)).ravel()
+                                   if norm != "batch" else rmu.ravel(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.ravel(saved.rstd), rrstd.ravel(), rtol=1e-9)
+        if running is not None:  # updated in place, unbiased variance
+            count = N * S
+            var_u = (1.0 / rrstd.ravel() ** 2 - 1e-5) * count / (count - 1)
+            np.testing.assert_allclose(running[0], 0.9 * run_mean + 0.1 * rmu.ravel(),
+                                       rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(running[1], 0.9 * run_var + 0.1 * var_u, rtol=1e-5,
+                                       atol=1e-6)
+    rdx, rdw, rdb, dxscale = ref_channel_backward(dy, xhat, norm, G, rrstd, wd, training)
+    assert_16_close(dx, rdx, dxscale, storage, what="dx")
+    red = tuple(i for i in range(len(shape)) if i != 1)
+    pscale = (np.abs(dy) * np.abs(xhat)).sum(axis=red).max() + np.abs(dy).sum(axis=red).max()
+    if w is not None:
+        assert dw.dtype == np.float32
+        np.testing.assert_allclose(dw, rdw, rtol=0, atol=1e-6 * pscale)
+    if b is not None:
+        assert db.dtype == np.float32
+        np.testing.assert_allclose(db, rdb, rtol=0, atol=1e-6 * pscale)
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("norm,training", CHANNEL_NORMS[:4],
+                         ids=[f"{n}-{'train' if t else 'eval'}" for n, t in CHANNEL_NORMS[:4]])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("shape", [(3, 4, 9, 11), (2, 6, 40), (4, 2, 3, 3)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_channel_norms_are_the_float32_paths_rounded(channel_kernels, channel_path, rng,
+                                                     storage, norm, training, layout, shape):
+    """The 16-bit kernels give bit for bit what the float32 kernels give on
+    the exactly converted input, rounded to 16 bits: the same statistics,
+    the same arithmetic, no accuracy lost against a float32 copy."""
+    C = shape[1]
+    bf = storage == "bfloat16"
+    x16, _ = make(rng, shape, storage, scale=3.0, loc=-1.0)
+    dy16, _ = make(rng, shape, storage)
+    x16, dy16 = _to_layout(x16, layout), _to_layout(dy16, layout)
+    w = rng.standard_normal(C).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    G = 2 if norm == "group" else C
+    running = [np.zeros(C, np.float32), np.ones(C, np.float32)]
+    ours = _channel_call(norm, _arg16(x16, storage), _arg16(dy16, storage), G, w, b, training,
+                         running, layout)
+    running32 = [np.zeros(C, np.float32), np.ones(C, np.float32)]
+    ref = _channel_call(norm, _cpu.half_to_float32(x16, bfloat16=bf),
+                        _cpu.half_to_float32(dy16, bfloat16=bf), G, w, b, training, running32,
+                        layout)
+    for i in (0, 2):  # y, dx
+        np.testing.assert_array_equal(_bits(ours[i]),
+                                      _bits(_cpu.float32_to_half(ref[i], bfloat16=bf)))
+    np.testing.assert_array_equal(ours[1].mean, ref[1].mean)
+    np.testing.assert_array_equal(ours[1].rstd, ref[1].rstd)
+    np.testing.assert_array_equal(ours[3], ref[3])
+    np.testing.assert_array_equal(ours[4], ref[4])
+    np.testing.assert_array_equal(running, running32)
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("norm", ["batch", "group", "instance"])
+def test_channel_norms_nan_and_inf_pass_through(channel_kernels, channel_path, rng, storage,
+                                                layout, norm):
+    N, C, S = 3, 4, 40
+    x16, _ = make(rng, (N, C, S), storage)
+    special = _cpu.float32_to_half(np.array([np.nan, np.inf], np.float32),
+                                   bfloat16=storage == "bfloat16")
+    x16[1, 2, 7], x16[2, 0, 3] = special
+    dy16, _ = make(rng, (N, C, S), storage)
+    G = C if norm != "group" else 2
+    y, _, dx, dw, db = _channel_call(norm, _arg16(_to_layout(x16, layout), storage),
+                                     _arg16(_to_layout(dy16, layout), storage), G,
+                                     np.ones(C, np.float32), np.zeros(C, np.float32), True,
+                                     None, layout)
+    y = exact(_from_layout(_bits(y), layout), storage)
+    dx = exact(_from_layout(_bits(dx), layout), storage)
+    # the poisoned statistics' values are NaN, and only those
+    poisoned = np.zeros((N, C), bool)
+    for n, c in ((1, 2), (2, 0)):
+        if norm == "batch":
+            poisoned[:, c] = True
+        elif norm == "group":
+            poisoned[n, (c // 2) * 2:(c // 2) * 2 + 2] = True
+        else:
+            poisoned[n, c] = True
+    for arr in (y, dx):
+        assert np.isnan(arr[poisoned]).all()
+        assert np.isfinite(arr[~poisoned]).all()
+    assert np.isnan(dw[poisoned.any(axis=0)]).all() and np.isfinite(db).all()
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("shape", [(0, 4, 5, 5), (3, 4, 0, 5)], ids=["N=0", "S=0"])
+def test_channel_norms_empty(storage, layout, shape):
+    x16 = np.zeros(_to_layout(np.zeros(shape), layout).shape,
+                   np.uint16 if storage == "bfloat16" else np.float16)
+    w, b = np.ones(4, np.float32), np.zeros(4, np.float32)
+    for norm in ("batch", "group", "instance"):
+        if norm == "batch" and shape[0] == 0:
+            training = True
+        elif norm == "instance" and shape[2] == 0:
+            continue  # (torch refuses one spatial value or fewer)
+        else:
+            training = True
+        y, _, dx, dw, db = _channel_call(norm, _arg16(x16, storage), _arg16(x16, storage), 2,
+                                         w, b, training, None, layout)
+        assert _bits(y).shape == x16.shape and _bits(dx).shape == x16.shape
+        assert getattr(y, "dtype", None) in (np.uint16, np.float16)
+        np.testing.assert_array_equal(dw, 0.0)
+        np.testing.assert_array_equal(db, 0.0)
+
+
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_channel_norms_thread_count_is_bitwise_irrelevant(channel_kernels, channel_path, rng,
+                                                          storage, layout, norm):
+    shape = (5, 6, 37, 29)
+    x16, _ = make(rng, shape, storage)
+    dy16, _ = make(rng, shape, storage)
+    x16, dy16 = _to_layout(x16, layout), _to_layout(dy16, layout)
+    w = rng.standard_normal(6).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        with fastnorm.config_context(n_threads=threads):
+            r = _channel_call(norm, _arg16(x16, storage), _arg16(dy16, storage), 3, w, None,
+                              True, None, layout)
+        results.append([_bits(r[0]), r[1].mean, r[1].rstd, _bits(r[2]), r[3]])
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_channel_norms_16_bit_parameter_rules(rng):
+    x16 = rng.standard_normal((2, 4, 8)).astype(np.float16)
+    ok = F.group_norm(x16, 2, np.ones(4, np.float16), np.zeros(4, np.float32))
+    assert ok.dtype == np.float16
+    dx, dw, db = F.group_norm_backward(x16, x16, 2, np.ones(4, np.float16),
+                                       np.zeros(4, np.float32))
+    assert dx.dtype == np.float16 and dw.dtype == np.float16 and db.dtype == np.float32
+    with pytest.raises(TypeError, match="weight has dtype float64"):
+        F.group_norm(x16, 2, np.ones(4))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        F.batch_norm(x16, None, None, np.ones(3, np.float32), training=True)
+    with pytest.raises(TypeError, match="running_mean has dtype float64"):
+        F.batch_norm(x16, np.zeros(4), np.ones(4, np.float32), training=True)
+    with pytest.raises(TypeError, match="weight has dtype float16"):  # bfloat16: float32 only
+        F.batch_norm(F.BFloat16Bits(x16.view(np.uint16)), None, None,
+                     np.ones(4, np.float16), training=True)
+    with pytest.raises(ValueError, match="grad_output must have input's shape"):
+        F.batch_norm_backward(x16.astype(np.float32), x16, None, None, training=True)
+    rm, rv = np.zeros(4, np.float16), np.ones(4, np.float16)  # float16 beside float16
+    F.batch_norm(x16, rm, rv, training=True)
+    assert rm.dtype == np.float16 and (rm != 0).any()
+
+
+# ------------------------------------------------ channel norms vs torch ---
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed")
+@pytest.mark.parametrize("storage", STORAGE)
+@pytest.mark.parametrize("norm,training", CHANNEL_NORMS,
+                         ids=[f"{n}-{'train' if t else 'eval'}" for n, t in CHANNEL_NORMS])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [(4, 6, 7, 9), (2, 1, 5, 3), (8, 4, 1, 1), (2, 4, 37, 41)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
+def test_channel_norms_against_torch(channel_kernels, rng, storage, norm, training,
+                                     channels_last, shape, affine):
+    """fastnorm.torch against torch's own bf16/fp16 CPU batch_norm,
+    group_norm and instance_norm (float accumulation), forward and
+    gradients, with 16-bit parameters that both take."""
+    import fastnorm.torch as ft
+    tdtype = torch.bfloat16 if storage == "bfloat16" else torch.float16
+    if norm == "instance" and training and shape[2] * shape[3] == 1:
+        pytest.skip("torch refuses one spatial value")
+    C = shape[1]
+    # (groups of two values have dx = 0 exactly: both sides would be noise)
+    G = 2 if norm == "group" and C % 2 == 0 and shape[2] * shape[3] > 1 else 1
+
+    def tt(a):
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(tdtype)
+        return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+    x = tt(rng.standard_normal(shape) * 1.5 + 0.3)
+    dy = tt(rng.standard_normal(shape))
+    w = torch.from_numpy(rng.standard_normal(C)).to(tdtype) if affine else None
+    b = torch.from_numpy(rng.standard_normal(C)).to(tdtype) if affine else None
+    # (torch wants the running statistics in the parameters' dtype)
+    rm = torch.from_numpy(rng.standard_normal(C)).to(tdtype if affine else torch.float32)
+    rv = torch.from_numpy(rng.uniform(0.5, 2, C)).to(tdtype if affine else torch.float32)
+    results = []
+    for lib in (ft, torch.nn.functional):
+        leaves = [t.detach().clone().requires_grad_(True) if t is not None else None
+                  for t in (x, w, b)]
+        # (clone keeps channels_last memory)
+        stats = [rm.clone(), rv.clone()]
+        if norm == "batch":
+            y = lib.batch_norm(leaves[0], *stats, leaves[1], leaves[2], training=training)
+        elif norm == "group":
+            y = lib.group_norm(leaves[0], G, leaves[1], leaves[2])
+        else:
+            y = lib.instance_norm(leaves[0], *(stats if not training else (None, None)),
+                                  leaves[1], leaves[2], use_input_stats=training)
+        wanted = [t for t in leaves if t is not None]
+        grads = torch.autograd.grad(y, wanted, dy)
+        results.append((y, grads, stats))
+    (y, grads, stats), (ty, tgrads, tstats) = results
+    assert y.dtype == tdtype and grads[0].dtype == tdtype
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last
+                           else torch.contiguous_format)
+    eps16 = 2.0**-8 if storage == "bfloat16" else 2.0**-11
+
+    def to64(t):
+        return t.detach().to(torch.float64).numpy()
+
+    def h(t):  # a 16-bit tensor as fastnorm's storage (its NCHW values)
+        t = t.detach().contiguous()
+        return t.view(torch.int16).numpy().view(np.uint16) if storage == "bfloat16" \
+            else t.numpy()
+
+    # torch rounds some intermediates (the mean) to 16 bits: two units apart
+    # plus a unit of the terms (|x| + |mean|) * rstd * |w| + |b|
+    x64, groups = to64(x), G if norm == "group" else C
+    eval_stats = (None, None) if training else (rm.double().numpy(), rv.double().numpy())
+    _, mu, rstd, _, _ = ref_channel_forward(x64, norm, groups, None, None, 1e-5, *eval_stats)
+    v, _ = _group_axes(x64, norm, groups)
+    pshape = (1, C) + (1,) * (len(shape) - 2)
+    terms = ((np.abs(v) + np.abs(mu)) * rstd).reshape(shape) * \
+        (np.abs(to64(w)).reshape(pshape) if affine else 1.0) + \
+        (np.abs(to64(b)).reshape(pshape) if affine else 0.0)
+    assert_16_close(h(y), to64(ty), terms, storage, ulps=2.0, rel=2 * eps16,
+                    what="y vs torch")
+    # torch's backward rounds some intermediates to 16 bits: a few units of
+    # the terms' magnitude where dx cancels
+    dxscale = np.abs(to64(tgrads[0])).max(axis=None) + np.abs(to64(dy)).max() * \
+        float(np.abs(to64(ty)).max() + 1)
+    assert_16_close(h(grads[0]), to64(tgrads[0]), np.full(shape, dxscale), storage, ulps=2.0,
+                    rel=4 * eps16, what="dx vs torch")
+    for ours, theirs in zip(grads[1:], tgrads[1:]):
+        ours, theirs = to64(ours), to64(theirs)
+        np.testing.assert_allclose(ours, theirs, rtol=0,
+                                   atol=4 * eps16 * (np.abs(theirs).max() + 1))
+    if training and norm == "batch":
+        for ours, theirs in zip(stats, tstats):
+            np.testing.assert_allclose(to64(ours), to64(theirs), rtol=2 * eps16,
+                                       atol=2 * eps16)
+
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+def test_16_bit_tensors_reach_the_channel_kernels_without_copies(monkeypatch, dtype,
+                                                                 channels_last):
+    """No float32 copy of the input, grad_output or outputs: the kernels see
+    the tensors' own memory, and write the results the ops return."""
+    import fastnorm.torch as ft
+    tdtype = getattr(torch, dtype)
+    seen = []
+    for name in ("fused_forward_nchw", "fused_backward_nchw", "fused_forward_nhwc",
+                 "fused_backward_nhwc", "channel_moments", "channel_affine",
+                 "channel_dot_sums", "channel_backward"):
+        real = getattr(_cpu, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen.append((_name, [a for a in args if isinstance(a, np.ndarray) and a.ndim == 3],
+                         kwargs))
+            out = _real(*args, **kwargs)
+            out0 = out[0] if isinstance(out, tuple) else out
+            if out0.ndim == 3:  # (not the statistics)
+                seen[-1][1].append(out0)
+            return out
+        monkeypatch.setattr(_cpu, name, spy)
+    x = torch.randn(4, 8, 6, 6).to(tdtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    dy = torch.randn_like(x)
+    y = ft.batch_norm(x, None, None, torch.ones(8), torch.zeros(8), training=True)
+    (dx,) = torch.autograd.grad(y, [x], dy)
+    assert seen, "no channel kernel ran"
+    np_dtype = np.uint16 if dtype == "bfloat16" else np.float16
+    ptrs = {x.data_ptr(), dy.data_ptr(), y.data_ptr(), dx.data_ptr()}
+    for name, arrays, kwargs in seen:
+        assert kwargs.get("bfloat16", False) == (dtype == "bfloat16"), name
+        for a in arrays:
+            assert a.dtype == np_dtype, (name, a.dtype)
+            assert a.__array_interface__["data"][0] in ptrs, name
+    torch.testing.assert_close(y, torch.nn.functional.batch_norm(
+        x.detach(), None, None, torch.ones(8), torch.zeros(8), training=True),
+        rtol=2**-7, atol=2**-7)
