@@ -55,10 +55,15 @@ cdef extern from "half.h":
 
 cdef enum:
     MAX_BLOCKS = 64
+    BLOCK_VALUES = 16384  # the least work of a block of the parameter gradients
 
 
-cdef inline Py_ssize_t _n_blocks(Py_ssize_t n_rows) noexcept nogil:
-    return max(1, min(n_rows, <Py_ssize_t> MAX_BLOCKS))
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    """Blocks of rows whose parameter-gradient partial sums are added in
+    block order: a function of the shape alone, so the sums are bitwise the
+    same for any thread count; few for small inputs, whose partial sums
+    (2 n doubles a block) would otherwise cost more than their rows."""
+    return max(1, min(n_rows, min(<Py_ssize_t> MAX_BLOCKS, n_rows * n // BLOCK_VALUES)))
 
 
 def layer_norm_fwd(const floating[:, ::1] X, const floating[::1] weight,
@@ -165,63 +170,123 @@ def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, 
     free(scratch)
 
 
+ctypedef fused grad_t:  # the parameter gradients' dtype (summed in float64)
+    float
+    double
+
+
+cdef int _rows_bwd(const floating* dy, const floating* x, Py_ssize_t n_rows, Py_ssize_t n,
+                   const floating* w, const double* mean, const double* rstd, bint rms,
+                   floating* dx, grad_t* dw, grad_t* db, int n_threads) noexcept nogil:
+    """dx of every row; when dw is not NULL also dw = sum dy * xhat and
+    db = sum dy over rows (summed in float64, then stored as grad_t), in the
+    same sweep as dx while the row is in cache (one read of dy and x), in
+    fixed blocks (_n_blocks). -1 when out of memory."""
+    cdef Py_ssize_t i, blk, r0, r1, rows_per_block, n_blocks
+    cdef double* partial
+    cdef double* p
+    if dw == NULL:
+        for i in prange(n_rows, schedule="static", num_threads=n_threads):
+            if floating is float:
+                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n)
+            else:
+                row_norm_bwd_double(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms,
+                                    dx + i * n)
+        return 0
+    n_blocks = _n_blocks(n_rows, n)
+    rows_per_block = (n_rows + n_blocks - 1) // n_blocks
+    partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
+    if partial == NULL:
+        return -1
+    for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
+        p = partial + 2 * blk * n
+        r0 = blk * rows_per_block
+        r1 = min(r0 + rows_per_block, n_rows)
+        for i in range(r0, r1):
+            if floating is float:
+                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n)
+                row_norm_param_grads_float(dy + i * n, x + i * n, n, mean[i], rstd[i], p, p + n)
+            else:
+                row_norm_bwd_double(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms,
+                                    dx + i * n)
+                row_norm_param_grads_double(dy + i * n, x + i * n, n, mean[i], rstd[i], p,
+                                            p + n)
+    _sum_blocks(partial, n_blocks, n)
+    for i in range(n):
+        dw[i] = <grad_t> partial[i]
+        db[i] = <grad_t> partial[n + i]
+    free(partial)
+    return 0
+
+
 def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
                    const floating[::1] weight, const double[::1] mean,
                    const double[::1] rstd, bint rms, bint want_dw, bint want_db,
                    int n_threads, floating[:, ::1] dX, double[::1] dw, double[::1] db):
     """Gradients of layer_norm (rms_norm with rms=True) given the saved
     (mean, rstd): dX always, dw = sum dy * xhat and db = sum dy over rows
-    when asked (float64). The weight and bias gradients are summed in the
-    same sweep as dX, while the row is in cache (one read of dY and X), in
-    fixed blocks of rows: bitwise the same for any thread count."""
-    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, blk, n_blocks, r0, r1
-    cdef Py_ssize_t rows_per_block
-    cdef const floating* w = NULL if weight is None else &weight[0]
-    cdef double* partial
-    cdef double* p
+    when asked (float64; see _rows_bwd)."""
+    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], j
+    cdef int status
     if n == 0:
         return
-    if not (want_dw or want_db):
-        for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-            if floating is float:
-                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
-            else:
-                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
-                                    &dX[i, 0])
+    if n_rows == 0:
+        if want_dw or want_db:
+            for j in range(n):
+                dw[j] = 0.0
+                db[j] = 0.0
         return
-    n_blocks = _n_blocks(n_rows)
-    rows_per_block = (n_rows + n_blocks - 1) // n_blocks
-    partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
-    if partial == NULL:
+    with nogil:
+        status = _rows_bwd(&dY[0, 0], &X[0, 0], n_rows, n,
+                           NULL if weight is None else &weight[0], &mean[0], &rstd[0], rms,
+                           &dX[0, 0], <double*> (&dw[0] if want_dw or want_db else NULL),
+                           <double*> (&db[0] if want_dw or want_db else NULL), n_threads)
+    if status:
         raise MemoryError()
-    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
-        p = partial + 2 * blk * n
-        r0 = blk * rows_per_block
-        r1 = min(r0 + rows_per_block, n_rows)
-        for i in range(r0, r1):
-            if floating is float:
-                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
-                row_norm_param_grads_float(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
+
+
+def row_norm_bwd_into(size_t dy, size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight,
+                      size_t mean, size_t rstd, bint rms, bint is_double, int n_threads,
+                      size_t dx, size_t dw, size_t db):
+    """layer_norm_bwd over buffers given by address (weight 0: none; dw, db
+    0: not wanted, else n values each of x's dtype), for callers whose arrays
+    are not NumPy's (fastnorm.torch's CPU tensors); the caller guarantees
+    C-contiguous buffers of these sizes (see row_norm_fwd_into)."""
+    cdef int status
+    cdef Py_ssize_t j
+    if n <= 0:
+        return
+    if n_rows <= 0:
+        for j in range(n if dw else 0):
+            if is_double:
+                (<double*> dw)[j] = 0.0
+                (<double*> db)[j] = 0.0
             else:
-                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
-                                    &dX[i, 0])
-                row_norm_param_grads_double(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
-    _sum_blocks(partial, n_blocks, n, &dw[0], &db[0])
-    free(partial)
+                (<float*> dw)[j] = 0.0
+                (<float*> db)[j] = 0.0
+        return
+    with nogil:
+        if is_double:
+            status = _rows_bwd(<const double*> dy, <const double*> x, n_rows, n,
+                               <const double*> weight, <const double*> mean,
+                               <const double*> rstd, rms, <double*> dx, <double*> dw,
+                               <double*> db, n_threads)
+        else:
+            status = _rows_bwd(<const float*> dy, <const float*> x, n_rows, n,
+                               <const float*> weight, <const double*> mean,
+                               <const double*> rstd, rms, <float*> dx, <float*> dw,
+                               <float*> db, n_threads)
+    if status:
+        raise MemoryError()
 
 
-cdef void _sum_blocks(const double* partial, Py_ssize_t n_blocks, Py_ssize_t n, double* dw,
-                      double* db) noexcept nogil:
-    """dw, db = the sums over blocks of the partial (dw, db) pairs, in block
-    order."""
+cdef void _sum_blocks(double* partial, Py_ssize_t n_blocks, Py_ssize_t n) noexcept nogil:
+    """The first block's (dw, db) pair (2 n values) += every other block's,
+    in block order."""
     cdef Py_ssize_t blk, j
-    for j in range(n):
-        dw[j] = 0.0
-        db[j] = 0.0
-    for blk in range(n_blocks):
-        for j in range(n):
-            dw[j] += partial[2 * blk * n + j]
-            db[j] += partial[2 * blk * n + n + j]
+    for blk in range(1, n_blocks):
+        for j in range(2 * n):
+            partial[j] += partial[2 * blk * n + j]
 
 
 def half_to_float(const unsigned short[::1] src, bint bfloat16, float[::1] out):
@@ -310,7 +375,7 @@ def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, :
                         scratch + 3 * n * threadid(), &dX[i, 0], NULL)
         free(scratch)
         return
-    n_blocks = _n_blocks(n_rows)
+    n_blocks = _n_blocks(n_rows, n)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
     partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
     if partial == NULL:
@@ -323,6 +388,9 @@ def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, :
         for i in range(r0, r1):
             _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
                         scratch + 3 * n * threadid(), &dX[i, 0], p)
-    _sum_blocks(partial, n_blocks, n, &dw[0], &db[0])
+    _sum_blocks(partial, n_blocks, n)
+    for j in range(n):
+        dw[j] = partial[j]
+        db[j] = partial[n + j]
     free(partial)
     free(scratch)

@@ -276,6 +276,17 @@ def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, 
                              effective_n_threads(nbytes), out, mean, rstd)
 
 
+def row_norm_backward_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double, dx, dw, db):
+    """row_norm_backward over C-contiguous buffers given by address (dy, x,
+    dx: n_rows * n float32, or float64 when is_double; weight: n values or 0;
+    mean, rstd: n_rows float64; dw, db: n values each of x's dtype, summed
+    in float64, or both 0 when not wanted), written into dx, dw, db. For arrays that are not NumPy's
+    (torch's CPU tensors), whose caller checked all of this."""
+    nbytes = n_rows * n * (8 if is_double else 4)
+    _norms.row_norm_bwd_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
+                             effective_n_threads(2 * nbytes), dx, dw, db)
+
+
 def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False):
     """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted).
 

@@ -232,6 +232,13 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
 
 
+# autograd.Function.apply without its Python layer (default arguments of a
+# separate setup_context, which _EagerAutograd has not, and functorch
+# transforms, which _plain_eager sends to the dispatcher): a few microseconds
+# of every small call.
+_eager_apply = super(torch.autograd.Function, _EagerAutograd).apply
+
+
 # Tensor types whose memory the kernels may use directly in plain eager mode
 # (nn.Parameter is a Tensor with torch function handling disabled).
 _PLAIN = (Tensor, nn.Parameter)
@@ -242,9 +249,11 @@ def _plain_eager(args):
     a call on args; needs_grad when autograd must record it. Not plain:
     torch.compile/export, fx tracing (a Proxy), tensor subclasses
     (FakeTensor, FunctionalTensor, ...), an active torch function or dispatch
-    mode (a profiler, FlopCounterMode, ...)."""
+    mode (a profiler, FlopCounterMode, ...), functorch transforms (vmap,
+    grad, ...)."""
     if (torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
-            or torch._C._len_torch_dispatch_stack() or not isinstance(args[0], Tensor)):
+            or torch._C._len_torch_dispatch_stack() or torch._C._are_functorch_transforms_active()
+            or not isinstance(args[0], Tensor)):
         return False, False
     needs_grad = False
     for a in args:
@@ -265,7 +274,7 @@ def _run(op, *args):
     if needs_grad:
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)
-        return _EagerAutograd.apply(op, *args)
+        return _eager_apply(op, *args)
     return _EAGER[op][0](*args)
 
 
@@ -365,10 +374,54 @@ def _(input, normalized_shape, weight, bias, eps, rms):
             input.new_empty((n,), dtype=torch.float64), input.new_empty((n,), dtype=torch.float64))
 
 
+def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, rstd,
+                            want_bias, rms):
+    """(dx, dw, db) of the common call (see _fast_row_norm) straight from the
+    tensors' memory, or None for the general path."""
+    dtype = input.dtype
+    if (dtype is not torch.float32 and dtype is not torch.float64) or not input.is_cpu \
+            or len(normalized_shape) != 1 or not input.is_contiguous() \
+            or type(grad_output) not in _PLAIN or grad_output.dtype is not dtype \
+            or not grad_output.is_cpu or not grad_output.is_contiguous() \
+            or grad_output.shape != input.shape:
+        return None
+    n = normalized_shape[0]
+    if not input.dim() or input.shape[-1] != n or n <= 0:
+        return None
+    if weight is not None and (type(weight) not in _PLAIN or weight.dtype is not dtype
+                               or not weight.is_cpu or weight.dim() != 1
+                               or weight.shape[0] != n or not weight.is_contiguous()):
+        return None
+    n_rows = input.numel() // n
+    for s in (mean, rstd):  # (the forward's own outputs, unless called directly)
+        if type(s) not in _PLAIN or s.dtype is not torch.float64 or not s.is_cpu \
+                or s.shape != (n_rows,) or not s.is_contiguous():
+            return None
+    ops = _backend.numpy_ops()
+    if ops is None:
+        return None
+    dx = _empty_like(input)
+    if weight is not None or (want_bias and not rms):  # (the kernel gives both or neither)
+        dw, db = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
+        dw_at, db_at = dw.data_ptr(), db.data_ptr()
+    else:
+        dw_at = db_at = 0
+    ops.row_norm_backward_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
+                               0 if weight is None else weight.data_ptr(), mean.data_ptr(),
+                               rstd.data_ptr(), rms, dtype is torch.float64, dx.data_ptr(),
+                               dw_at, db_at)
+    return (dx, dw if weight is not None else _nothing(input),
+            db if want_bias and not rms else _nothing(input))
+
+
 @_operator("row_norm_backward")
 def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: List[int],
                        weight: Optional[Tensor], mean: Tensor, rstd: Tensor, want_bias: bool,
                        rms: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    fast = _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, rstd,
+                                   want_bias, rms)
+    if fast is not None:
+        return fast
     dtype = _compute_dtype(input)
     shape = tuple(normalized_shape)
     x, bf16, (w,) = _row_arrays(input, dtype, weight)
@@ -423,6 +476,7 @@ _ROW_IS_DOUBLE = {torch.float32: False, torch.float64: True}
 _is_compiling = torch.compiler.is_compiling
 _torch_function_mode = torch._C._is_torch_function_mode_enabled
 _dispatch_modes = torch._C._len_torch_dispatch_stack
+_functorch_transforms = torch._C._are_functorch_transforms_active
 _grad_enabled = torch.is_grad_enabled
 _empty_like = torch.empty_like
 
@@ -436,7 +490,7 @@ def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms):
     holds for it by construction; they are made in as few steps as possible,
     as they cost more than a small call's kernel."""
     if type(input) not in _PLAIN or type(eps) is not float or _is_compiling() \
-            or _torch_function_mode() or _dispatch_modes():
+            or _torch_function_mode() or _dispatch_modes() or _functorch_transforms():
         return None
     grad = _grad_enabled()
     dtype = input.dtype

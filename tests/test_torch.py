@@ -622,3 +622,12 @@ def test_inference_calls_take_the_lean_path_with_the_general_paths_bits():
     with torch.no_grad(), Seen():
         torch.testing.assert_close(ft.layer_norm(x, (33,)), TF.layer_norm(x, (33,)))
     assert "fastnorm.row_norm.default" in Seen.ops
+
+
+def test_functorch_transforms_go_through_the_operator():
+    """Under vmap the tensors are functorch wrappers without storage: the
+    call must go through the dispatcher (torch's batching fallback), never
+    to the kernels' pointers."""
+    x = torch.randn(3, 4, 8)
+    batched = torch.func.vmap(lambda t: ft.layer_norm(t, (8,)))(x)
+    torch.testing.assert_close(batched, TF.layer_norm(x, (8,)))
