@@ -103,24 +103,27 @@ cdef void _rows_fwd_double(const double* x, Py_ssize_t n_rows, Py_ssize_t n, con
 
 
 def row_norm_fwd(cnp.ndarray X, Py_ssize_t n_rows, Py_ssize_t n, object weight, object bias,
-                 double eps, bint rms, int n_threads):
+                 double eps, bint rms, int n_threads, object out=None):
     """(out, mean, rstd) of layer_norm (rms: rms_norm) over rows of n values.
 
     The lean entry of layer_norm_fwd for every size, small calls above all:
     X is a C-contiguous float32/float64 ndarray of any shape holding n_rows
     rows of n values; weight/bias None or C-contiguous ndarrays of n values
-    of X's dtype (the caller checked all this). out has X's shape and dtype;
-    mean and rstd are float64 (n_rows,). No memoryviews and no fused-type
-    dispatch: a call costs a fraction of a microsecond beyond the arithmetic.
+    of X's dtype (the caller checked all this). out has X's shape and dtype:
+    the given `out` (a C-contiguous ndarray of X's size and dtype that does
+    not overlap X, weight or bias: the caller checked it), written in place,
+    or a new array. mean and rstd are float64 (n_rows,). No memoryviews and
+    no fused-type dispatch: a call costs a fraction of a microsecond beyond
+    the arithmetic.
     """
     cdef int typenum = cnp.PyArray_TYPE(X)
     cdef cnp.npy_intp nr = n_rows
-    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(X), cnp.PyArray_DIMS(X),
-                                             typenum, 0)
+    if out is None:
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(X), cnp.PyArray_DIMS(X), typenum, 0)
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &nr, cnp.NPY_DOUBLE, 0)
     cdef cnp.ndarray rstd = cnp.PyArray_EMPTY(1, &nr, cnp.NPY_DOUBLE, 0)
     cdef void* x = cnp.PyArray_DATA(X)
-    cdef void* y = cnp.PyArray_DATA(out)
+    cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> out)
     cdef double* m = <double*> cnp.PyArray_DATA(mean)
     cdef double* r = <double*> cnp.PyArray_DATA(rstd)
     cdef void* w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray> weight)
@@ -163,7 +166,9 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
                    int n_threads, floating[:, ::1] dX, double[::1] dw, double[::1] db):
     """Gradients of layer_norm (rms_norm with rms=True) given the saved
     (mean, rstd): dX always, dw = sum dy * xhat and db = sum dy over rows
-    when asked (float64)."""
+    when asked (float64). With the parameter gradients, each row's dX and
+    its share of them are computed while the row is in cache: x and dy are
+    read from memory once."""
     cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, j, blk, n_blocks, r0, r1
     cdef Py_ssize_t rows_per_block
     cdef const floating* w = NULL if weight is None else &weight[0]
@@ -171,12 +176,14 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
     cdef double* p
     if n == 0:
         return
-    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-        if floating is float:
-            row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
-        else:
-            row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, &dX[i, 0])
     if not (want_dw or want_db):
+        for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+            if floating is float:
+                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                   &dX[i, 0])
+            else:
+                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                    &dX[i, 0])
         return
     n_blocks = _n_blocks(n_rows)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
@@ -189,8 +196,12 @@ def layer_norm_bwd(const floating[:, ::1] dY, const floating[:, ::1] X,
         r1 = min(r0 + rows_per_block, n_rows)
         for i in range(r0, r1):
             if floating is float:
+                row_norm_bwd_float(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                   &dX[i, 0])
                 row_norm_param_grads_float(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
             else:
+                row_norm_bwd_double(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms,
+                                    &dX[i, 0])
                 row_norm_param_grads_double(&dY[i, 0], &X[i, 0], n, mean[i], rstd[i], p, p + n)
     for j in range(n):
         dw[j] = 0.0

@@ -236,7 +236,7 @@ def _half_storage(X, bfloat16):
     return None
 
 
-def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
+def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False, out=None):
     """layer_norm (rms: rms_norm) of each row of C-contiguous X, the rows
     being its last dimension (2-D X, or any C-contiguous N-D array whose
     normalized values are that dimension: no reshape needed).
@@ -247,10 +247,13 @@ def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
     storage (2-D): float16, or uint16 holding bfloat16 bits with
     bfloat16=True, with float32 weight and bias; computed as float32 is
     (float64 statistics) and rounded to 16 bits, to nearest even.
+
+    out: None (a new array), or a C-contiguous array of X's shape and dtype
+    that overlaps no input (the caller checked it), written in place.
     """
     half = _half_storage(X, bfloat16)
     if half is not None:
-        out = np.empty_like(X)
+        out = np.empty_like(X) if out is None else out
         mean, rstd = np.empty(X.shape[0]), np.empty(X.shape[0])
         X16, bf16 = half
         # 2 * nbytes: the work per element is float32's
@@ -261,7 +264,7 @@ def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
     n = X.shape[-1]
     n_rows = X.size // n if n else math.prod(X.shape[:-1])
     return _norms.row_norm_fwd(X, n_rows, n, weight, bias, eps, rms,
-                               effective_n_threads(X.nbytes))
+                               effective_n_threads(X.nbytes), out)
 
 
 def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, mean, rstd):
@@ -275,14 +278,16 @@ def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, 
                              effective_n_threads(nbytes), out, mean, rstd)
 
 
-def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False):
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False,
+                      dX=None):
     """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted).
 
     16-bit storage as in row_norm_forward: dY and X of the same 16-bit dtype
     (bfloat16=True for uint16 bfloat16 bits), weight float32 or None; dX in
-    X's dtype.
+    X's dtype: a new array, or the given one (C-contiguous, X's shape and
+    dtype, overlapping no input) written in place.
     """
-    dX = np.empty_like(X)
+    dX = np.empty_like(X) if dX is None else dX
     n = X.shape[1]
     dw, db = np.empty(n), np.empty(n)
     half = _half_storage(X, bfloat16)
@@ -343,19 +348,23 @@ def channel_dot_sums(dY3, X3, shift):
     return sdy, sdyx
 
 
-def channel_affine(X3, shift, scale, offset):
-    """(X3 - shift) * scale + offset, coefficients broadcast to (A, K)."""
+def channel_affine(X3, shift, scale, offset, out=None):
+    """(X3 - shift) * scale + offset, coefficients broadcast to (A, K).
+
+    out (here and below; dX for the gradients): None for a new array, or a
+    C-contiguous array of X3's shape and dtype overlapping no input (the
+    caller checked it), written in place."""
     A, _, K = X3.shape
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     _channels.affine(X3, _coef(shift, (A, K)), _coef(scale, (A, K)), _coef(offset, (A, K)),
                      effective_n_threads(X3.nbytes), out)
     return out
 
 
-def channel_backward(dY3, X3, shift, p, q, r):
+def channel_backward(dY3, X3, shift, p, q, r, dX=None):
     """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
     A, _, K = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     _channels.backward(dY3, X3, *(_coef(c, (A, K)) for c in (shift, p, q, r)),
                        effective_n_threads(2 * X3.nbytes), dX)
     return dX
@@ -368,16 +377,16 @@ def channel_power_sums(X3, p):
     return out
 
 
-def lrn_forward(X3, size, alpha, beta, k):
+def lrn_forward(X3, size, alpha, beta, k, out=None):
     """Local response norm across axis 1 of X3 (N, C, S)."""
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     _channels.lrn_forward(X3, size, alpha, beta, k, effective_n_threads(X3.nbytes), out)
     return out
 
 
-def lrn_backward(dY3, X3, size, alpha, beta, k):
+def lrn_backward(dY3, X3, size, alpha, beta, k, dX=None):
     """Input gradient of lrn_forward."""
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     _channels.lrn_backward(dY3, X3, size, alpha, beta, k,
                            effective_n_threads(2 * X3.nbytes), dX)
     return dX
@@ -387,21 +396,21 @@ def lrn_backward(dY3, X3, size, alpha, beta, k):
 # cache): NCHW items of n_count samples x c_count channels, channels-last
 # items of one sample with G groups. See ext/_channels.pxi.
 
-def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps):
+def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps, out=None):
     """(out, mean, var): the biased variance; per item, float64, n-major."""
     N, C, _ = X3.shape
     n_items = (N // n_count) * (C // c_count)
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     mean, var = np.empty(n_items), np.empty(n_items)
     _channels.fused_forward_nchw(X3, n_count, c_count, weight, bias, eps,
                                  effective_n_threads(X3.nbytes), out, mean, var)
     return out, mean, var
 
 
-def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd):
+def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd, dX=None):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, C, _ = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     sdy, sdyx = np.empty(N * C), np.empty(N * C)
     _channels.fused_backward_nchw(dY3, X3, n_count, c_count, weight,
                                   np.ascontiguousarray(mean, dtype=np.float64).reshape(-1),
@@ -410,20 +419,20 @@ def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd):
     return dX, sdy.reshape(N, C), sdyx.reshape(N, C)
 
 
-def fused_forward_nhwc(X3, G, weight, bias, eps):
+def fused_forward_nhwc(X3, G, weight, bias, eps, out=None):
     """(out, mean, var) of channels-last X3 (N, S, C); mean/var (N, G)."""
     N = X3.shape[0]
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     mean, var = np.empty((N, G)), np.empty((N, G))
     _channels.fused_forward_nhwc(X3, G, weight, bias, eps, effective_n_threads(X3.nbytes),
                                  out, mean, var)
     return out, mean, var
 
 
-def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd):
+def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd, dX=None):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, _, C = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     sdy, sdyx = np.empty((N, C)), np.empty((N, C))
     _channels.fused_backward_nhwc(dY3, X3, G, weight,
                                   np.ascontiguousarray(mean, dtype=np.float64),
