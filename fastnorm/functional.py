@@ -13,7 +13,31 @@ give native results). Differences, all additions:
   what the forward did not take), equal to torch.autograd's;
 - layer_norm/rms_norm take an int ``normalized_shape`` (torch's modules do;
   its functions want a sequence), and batch_norm takes ``momentum=None``
-  (the modules' cumulative average) with ``num_batches_tracked``.
+  (the modules' cumulative average) with ``num_batches_tracked``;
+- ``out=`` (keyword-only), so that a training loop reuses its memory:
+
+  - every forward takes ``out=``, an array of exactly the result's shape
+    and dtype, of the input's library (NumPy; a CuPy array on the input's
+    device for CuPy input), writeable and C-contiguous. The result is
+    written into it in place (the kernels write it directly, no temporary)
+    and it is returned (with ``return_saved=True``: ``(out, saved)``).
+    spectral_norm's ``out`` is for the normalized weight (u and v are
+    small new arrays);
+  - every backward takes ``out=`` a tuple with one entry per gradient it
+    returns, in the same order (``(grad_input, grad_weight, grad_bias)``
+    for layer_norm, ``(grad_input, grad_weight)`` for rms_norm,
+    ``(grad_input,)`` for local_response_norm, normalize and
+    spectral_norm, ``(grad_v, grad_g)`` for weight_norm, five for
+    switchable_norm): each None (allocate that gradient) or a buffer as
+    above, of that gradient's shape and dtype (a parameter's gradient: the
+    parameter's). An entry for a gradient that does not exist (no weight or
+    no bias given) must be None;
+  - a buffer may not share memory with any input (the input, grad_output,
+    parameters, running or saved statistics) nor with another buffer: a
+    ValueError, as for a wrong shape, dtype, order or a read-only buffer;
+    a buffer of another library is a TypeError. Every message names the
+    buffer (``out``, or ``out[i] (grad_weight)``). The checks come before
+    anything is written (running statistics included).
 
 Every input torch takes is taken and gives torch's result, unusual ones
 included (a negative or NaN eps, a momentum outside [0, 1], normalize's
