@@ -18,7 +18,10 @@
   ``BatchNorm1d/2d/3d``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``,
   ``LocalResponseNorm``): same constructor, parameters, buffers,
   ``state_dict`` and checks; only the computation is fastnorm's. Plus
-  ``SwitchableNorm1d/2d``, which torch lacks.
+  ``SwitchableNorm1d/2d``, which torch lacks. ``LayerNorm`` and ``RMSNorm``
+  write a large output (and their input gradient) into the memory of the
+  last one when nothing refers to it any more (see ``_Buffers``): a fresh
+  allocation's page faults saved, never a tensor still in use overwritten.
 - ``patch(model)`` turns every torch norm module of a model into its fastnorm
   subclass in place (the same parameter and buffer tensors: nothing is
   copied); ``unpatch(model)`` turns them back.
@@ -35,7 +38,10 @@ on a GPU).
 
 torch is an optional dependency: ``import fastnorm`` does not import it.
 """
+import contextvars
 import math
+import threading
+import weakref
 from numbers import Real
 from typing import List, Optional, Tuple
 
@@ -217,6 +223,7 @@ class _EagerAutograd(torch.autograd.Function):
         output = impl(*args)
         setup_context(ctx, args, output)
         ctx.op = op
+        ctx.buffers = _REUSE.get()  # (the module's, for its gradients: see _Buffers)
         return output
 
     @staticmethod
@@ -225,26 +232,108 @@ class _EagerAutograd(torch.autograd.Function):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
 
 
-def _run(op, *args):
+# ------------------------------------------------- memory reuse (modules) ---
+# A module's large outputs (and input gradients) are written into the memory
+# of its last ones once nothing refers to them any more. The test is the
+# storage's use count: every tensor over that memory (views, tensors autograd
+# saved, .grad, the tensor behind a NumPy array or a DLPack export of it)
+# holds the storage, so when the module's own handle is the only one left,
+# the storage is exactly what the allocator would have freed at this moment,
+# and reusing it is as safe as the allocator's reuse of freed memory: it
+# only saves the page faults of a fresh allocation. The returned tensor is
+# a new tensor over that storage (its own autograd history and version
+# counter). Only plain eager calls use it (see _run): under torch.compile,
+# export or any mode, outputs are the dispatcher's.
+
+_REUSE = contextvars.ContextVar("fastnorm_buffers", default=None)
+_MODULE_BUFFERS = weakref.WeakKeyDictionary()
+REUSE_MIN_BYTES = 1 << 20  # smaller blocks: malloc recycles them without page faults
+
+
+def _storage_uses(t):
+    """The use count of tensor t's storage (the temporary storage object
+    made to read it included: every call counts the same way)."""
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+class _Buffers:
+    """One module's memory for its large results, one slot per kind."""
+
+    def __init__(self):
+        self.slots = {}  # key -> (handle over the storage, use count when alone)
+        # (a module may run in several threads at once: the test and the taking
+        # of a storage are one step, or two calls could both find it free)
+        self.lock = threading.Lock()
+
+    def empty(self, key, like):
+        """A new contiguous CPU tensor of like's shape and dtype: over the
+        memory of this slot's last one when only the slot holds it, else over
+        new memory (which the slot then keeps)."""
+        nbytes = like.numel() * like.element_size()
+        if nbytes < REUSE_MIN_BYTES or not like.is_cpu:
+            return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        with self.lock:
+            return self._take(key, like, nbytes)
+
+    def _take(self, key, like, nbytes):
+        slot = self.slots.get(key)
+        if slot is not None:
+            handle, alone = slot
+            # (counted as when the slot was made: no storage object held meanwhile)
+            if handle.dtype == like.dtype and _storage_uses(handle) == alone:
+                storage = handle.untyped_storage()
+                if storage.nbytes() == nbytes and not storage.is_shared():
+                    return torch.empty((0,), dtype=like.dtype).set_(storage, 0, like.shape)
+        out = torch.empty(like.shape, dtype=like.dtype)
+        handle = torch.empty((0,), dtype=like.dtype).set_(out.untyped_storage(), 0,
+                                                           (like.numel(),))
+        self.slots[key] = (handle, _storage_uses(handle) - 1)  # (- 1: `out`)
+        return out
+
+
+def _module_buffers(module):
+    buffers = _MODULE_BUFFERS.get(module)
+    if buffers is None:
+        buffers = _MODULE_BUFFERS[module] = _Buffers()
+    return buffers
+
+
+def _with_buffers(buffers, fn, *args):
+    """fn(*args) with `buffers` (None: as it is) for the outputs it makes."""
+    if buffers is None:
+        return fn(*args)
+    token = _REUSE.set(buffers)
+    try:
+        return fn(*args)
+    finally:
+        _REUSE.reset(token)
+
+
+def _run(op, *args, owner=None, buffers=None):
     """op(*args), straight to its implementation when nothing but plain eager
     execution sees the call. Everything else gets the dispatcher:
     torch.compile/export, fx tracing (a Proxy), tensor subclasses (FakeTensor,
     FunctionalTensor, ...), an active torch function or dispatch mode (a
-    profiler, FlopCounterMode, ...)."""
+    profiler, FlopCounterMode, ...): no buffers are reused there. owner: the
+    module whose buffers a plain eager call may reuse (see _Buffers), or
+    `buffers` themselves (a module's backward: its forward's)."""
     if (torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
             or torch._C._len_torch_dispatch_stack() or not isinstance(args[0], Tensor)):
         return op(*args)
     needs_grad = False
     for a in args:
         if isinstance(a, Tensor):
-            if type(a) is not Tensor:
+            if type(a) is not Tensor and type(a) is not nn.Parameter:  # (a module's weight:
+                # a plain tensor to torch functions, whose autograd.Function takes it)
                 return op(*args)
             needs_grad = needs_grad or a.requires_grad
+    if owner is not None:
+        buffers = _module_buffers(owner)
     if needs_grad and torch.is_grad_enabled():
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)
-        return _EagerAutograd.apply(op, *args)
-    return _EAGER[op][0](*args)
+        return _with_buffers(buffers, _EagerAutograd.apply, op, *args)
+    return _with_buffers(buffers, _EAGER[op][0], *args)
 
 
 # ------------------------------------------------------ layer / rms norm ---
@@ -288,14 +377,16 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
     for p in (weight, bias):
-        if p is not None and (type(p) is not Tensor or p.dtype is not dtype or not p.is_cpu
+        if p is not None and ((type(p) is not Tensor and type(p) is not nn.Parameter)
+                              or p.dtype is not dtype or not p.is_cpu
                               or p.dim() != 1 or p.shape[0] != n or not p.is_contiguous()):
             return None
     ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
     if ops is None:
         return None
     n_rows = input.numel() // n
-    out = torch.empty_like(input)
+    buffers = _REUSE.get()
+    out = torch.empty_like(input) if buffers is None else buffers.empty("output", input)
     mean = torch.empty(n_rows, dtype=torch.float64)
     rstd = torch.empty(n_rows, dtype=torch.float64)
     ops.row_norm_forward_into(input.data_ptr(), n_rows, n,
@@ -343,10 +434,15 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
     b_dtype = np.float32 if x.dtype.itemsize == 2 else x.dtype
     b = _backend.namespace(x).zeros(shape, b_dtype) if want_bias and not rms else None
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    buffers, dx_t = _REUSE.get(), None
+    if buffers is not None and input.is_cpu and input.dtype in (torch.float32, torch.float64):
+        dx_t = buffers.empty("grad_input", input)  # (a module's: see _Buffers)
+    out = None if dx_t is None else (dx_t.numpy(),) + (None,) * (1 if rms else 2)
     # (eps: unused, the saved statistics are given)
-    dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16)
+    dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16,
+                                      out=out)
     param_dtype = weight.dtype if weight is not None else input.dtype
-    return (_from_row_array(dx, input.dtype),
+    return (_from_row_array(dx, input.dtype) if dx_t is None else dx_t,
             _nothing(input) if dw is None else _tensor(dw, param_dtype),
             _nothing(input) if db is None else _tensor(db, param_dtype))
 
@@ -369,7 +465,8 @@ def _row_norm_setup(ctx, inputs, output):
 def _row_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
     dx, dw, db = _run(_row_norm_backward, grad_output, input, ctx.normalized_shape, weight,
-                      mean, rstd, ctx.has_bias, ctx.rms)
+                      mean, rstd, ctx.has_bias, ctx.rms,
+                      buffers=getattr(ctx, "buffers", None))  # (a module's: _EagerAutograd)
     return (dx, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None)
 
@@ -383,20 +480,20 @@ def _shape_list(normalized_shape):
     return [int(n) for n in normalized_shape]
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _owner=None):
     """torch.nn.functional.layer_norm on fastnorm's kernels."""
     return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
-                _real(eps, "eps"), False)[0]
+                _real(eps, "eps"), False, owner=_owner)[0]
 
 
-def rms_norm(input, normalized_shape, weight=None, eps=None):
+def rms_norm(input, normalized_shape, weight=None, eps=None, *, _owner=None):
     """torch.nn.functional.rms_norm on fastnorm's kernels (eps=None: the
     machine epsilon of the input's dtype, as torch's)."""
     if eps is None:
         eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
             input.is_floating_point() else 0.0
     return _run(_row_norm, input, _shape_list(normalized_shape), weight, None,
-                _real(eps, "eps"), True)[0]
+                _real(eps, "eps"), True, owner=_owner)[0]
 
 
 # ------------------------------------------------------------ running stats ---
@@ -851,14 +948,15 @@ class LayerNorm(nn.LayerNorm):
     """torch.nn.LayerNorm computed by fastnorm."""
 
     def forward(self, input):
-        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps,
+                          _owner=self)
 
 
 class RMSNorm(nn.RMSNorm):
     """torch.nn.RMSNorm computed by fastnorm."""
 
     def forward(self, input):
-        return rms_norm(input, self.normalized_shape, self.weight, self.eps)
+        return rms_norm(input, self.normalized_shape, self.weight, self.eps, _owner=self)
 
 
 class _FastBatchNorm:
