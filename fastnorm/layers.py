@@ -96,17 +96,17 @@ def _private_input(x, previous=None):
     return _backend.namespace(x).array(x, order="C")
 
 
-def _take(d, key):
-    """d.pop(key) if nothing but dict `d` referred to that array (no variable,
+def _peek(d, key):
+    """d[key] if nothing but dict `d` refers to that array (no variable,
     container or view elsewhere: a view of an array that owns its memory
     holds it as its base), else None: the last result, free to overwrite."""
-    a = d.pop(key, None)
-    return a if sys.getrefcount(a) <= 2 else None  # (2: `a` and getrefcount's argument)
+    a = d.get(key)
+    return a if sys.getrefcount(a) <= 3 else None  # (3: d's, `a`, getrefcount's argument)
 
 
 def _buffer(previous, shape, dtype, avoid, numpy):
     """The buffer a result is written into: `previous` (an unheld last
-    result, from _take) if it owns its memory, fits `shape` and `dtype` and
+    result, from _peek) if it owns its memory, fits `shape` and `dtype` and
     shares no memory with the arrays in `avoid`; else a new array owning its
     memory (NumPy input), or None (CuPy: the function allocates from CuPy's
     memory pool)."""
@@ -192,7 +192,7 @@ class _Layer:
         self._check_side(x)
         x = F._float_array(x, "input", gpu=True)
         args = self._args()
-        out = _buffer(_take(self._results, "output"), x.shape, x.dtype,
+        out = _buffer(_peek(self._results, "output"), x.shape, x.dtype,
                       [x] + list(args.values()), type(x) is np.ndarray)
         y, saved = self._forward_fn(x, return_saved=True, out=out, **args, **forward_only)
         # (the function ran on x: the private copy is made now, when nothing can fail,
@@ -214,15 +214,14 @@ class _Layer:
         x, saved, args = self._saved_input()
         avoid = [x, grad_output] + list(args.values())
         numpy = type(x) is np.ndarray
-        bufs = [_buffer(_take(self._results, "grad_input"), x.shape, x.dtype, avoid, numpy)]
+        bufs = [_buffer(_peek(self._results, "grad_input"), x.shape, x.dtype, avoid, numpy)]
         # the last parameter gradients, when the caller holds neither them nor their
         # dict (2: self.grads and getrefcount's argument)
         old = self.grads if sys.getrefcount(self.grads) <= 2 else {}
-        self.grads = {}
         for name in self._grad_names:
             p = args.get(name)
             bufs.append(None if p is None else
-                        _buffer(_take(old, name), p.shape, x.dtype, avoid, numpy))
+                        _buffer(_peek(old, name), p.shape, x.dtype, avoid, numpy))
         del old
         dx, *grads = self._backward_fn(grad_output, x, saved=saved, out=tuple(bufs), **args)
         self._store_grads(**dict(zip(self._grad_names, grads)))

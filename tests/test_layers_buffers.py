@@ -153,3 +153,16 @@ def test_copies_carry_no_buffers(rng):
     for other in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer), copy.copy(layer)):
         assert other._results == {}
         assert other._results is not layer._results
+
+
+def test_a_failed_backward_keeps_the_gradients(rng):
+    layer = L.LayerNorm(8, dtype=np.float64)
+    x, dy = rng.standard_normal((2, 4, 8))
+    layer(x)
+    layer.backward(dy)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    with pytest.raises(ValueError):
+        layer.backward(np.ones((4, 7)))
+    assert set(layer.grads) == set(grads)
+    for k, g in grads.items():
+        np.testing.assert_array_equal(layer.grads[k], g)
