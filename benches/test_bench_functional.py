@@ -3,6 +3,12 @@
 Forward: one read and one write of the input are the minimal bytes;
 backward (input, weight and bias gradients together): read x and dy, write
 dx. torch's backward is torch.autograd.grad on a graph built beforehand.
+
+The "[out]" cases write into buffers given with out= (the output, or the
+gradients), as a training loop that reuses its memory does: judged by the
+read+write ("copy") bandwidth, where the others allocate their results and
+are judged by the read+fresh-write one. torch's side allocates in both (its
+functions take no out=).
 """
 import numpy as np
 import pytest
@@ -19,6 +25,8 @@ SHAPE = (8192, 4096) if SIZE == "full" else (512, 1024)
 
 def _cases(x, dy, w, b):
     n = x.shape[-1]
+    out, dx = np.empty_like(x), np.empty_like(x)
+    dw, db = np.empty_like(w), np.empty_like(b)
     tx = torch.from_numpy(x).requires_grad_(True)
     tw, tb = torch.from_numpy(w).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
     tdy = torch.from_numpy(dy)
@@ -37,20 +45,33 @@ def _cases(x, dy, w, b):
         "rms_norm.backward": (
             lambda: F.rms_norm_backward(dy, x, n, w, saved=saved_rms),
             lambda: torch.autograd.grad(ty_rms, [tx, tw], tdy, retain_graph=True), 3),
+        "layer_norm[out]": (lambda: F.layer_norm(x, n, w, b, out=out),
+                            lambda: torch.nn.functional.layer_norm(tx, (n,), tw, tb), 2),
+        "layer_norm[out].backward": (
+            lambda: F.layer_norm_backward(dy, x, n, w, b, saved=saved_ln, out=(dx, dw, db)),
+            lambda: torch.autograd.grad(ty_ln, [tx, tw, tb], tdy, retain_graph=True), 3),
+        "rms_norm[out]": (lambda: F.rms_norm(x, n, w, out=out),
+                          lambda: torch.nn.functional.rms_norm(tx, (n,), tw), 2),
+        "rms_norm[out].backward": (
+            lambda: F.rms_norm_backward(dy, x, n, w, saved=saved_rms, out=(dx, dw)),
+            lambda: torch.autograd.grad(ty_rms, [tx, tw], tdy, retain_graph=True), 3),
     }
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["layer_norm", "layer_norm.backward", "rms_norm",
-                                  "rms_norm.backward"])
+                                  "rms_norm.backward", "layer_norm[out]",
+                                  "layer_norm[out].backward", "rms_norm[out]",
+                                  "rms_norm[out].backward"])
 def test_row_norm(benchmark, name, dtype, threads):
     rng = np.random.default_rng(0)
     x = _benchmarks.make_data(SHAPE, dtype)
     dy = rng.standard_normal(SHAPE).astype(dtype)
     w, b = rng.standard_normal(SHAPE[1]).astype(dtype), rng.standard_normal(SHAPE[1]).astype(dtype)
     ours, theirs, passes = _cases(x, dy, w, b)[name]
-    time_against_torch(benchmark, name, ours, theirs, passes, x, threads)
+    time_against_torch(benchmark, name, ours, theirs, passes, x, threads,
+                       stream="copy" if "[out]" in name else "fresh")
 
 
 # Small tensors: the per-call cost (argument checks, dispatch, allocation)

@@ -108,24 +108,27 @@ cdef void _rows_fwd_double(const double* x, Py_ssize_t n_rows, Py_ssize_t n, con
 
 
 def row_norm_fwd(cnp.ndarray X, Py_ssize_t n_rows, Py_ssize_t n, object weight, object bias,
-                 double eps, bint rms, int n_threads):
+                 double eps, bint rms, int n_threads, object out=None):
     """(out, mean, rstd) of layer_norm (rms: rms_norm) over rows of n values.
 
     The lean entry of layer_norm_fwd for every size, small calls above all:
     X is a C-contiguous float32/float64 ndarray of any shape holding n_rows
     rows of n values; weight/bias None or C-contiguous ndarrays of n values
-    of X's dtype (the caller checked all this). out has X's shape and dtype;
-    mean and rstd are float64 (n_rows,). No memoryviews and no fused-type
-    dispatch: a call costs a fraction of a microsecond beyond the arithmetic.
+    of X's dtype (the caller checked all this). out has X's shape and dtype:
+    the given `out` (a C-contiguous ndarray of X's size and dtype that does
+    not overlap X, weight or bias: the caller checked it), written in place,
+    or a new array. mean and rstd are float64 (n_rows,). No memoryviews and
+    no fused-type dispatch: a call costs a fraction of a microsecond beyond
+    the arithmetic.
     """
     cdef int typenum = cnp.PyArray_TYPE(X)
     cdef cnp.npy_intp nr = n_rows
-    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(X), cnp.PyArray_DIMS(X),
-                                             typenum, 0)
+    if out is None:
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(X), cnp.PyArray_DIMS(X), typenum, 0)
     cdef cnp.ndarray mean = cnp.PyArray_EMPTY(1, &nr, cnp.NPY_DOUBLE, 0)
     cdef cnp.ndarray rstd = cnp.PyArray_EMPTY(1, &nr, cnp.NPY_DOUBLE, 0)
     cdef void* x = cnp.PyArray_DATA(X)
-    cdef void* y = cnp.PyArray_DATA(out)
+    cdef void* y = cnp.PyArray_DATA(<cnp.ndarray> out)
     cdef double* m = <double*> cnp.PyArray_DATA(mean)
     cdef double* r = <double*> cnp.PyArray_DATA(rstd)
     cdef void* w = NULL if weight is None else cnp.PyArray_DATA(<cnp.ndarray> weight)

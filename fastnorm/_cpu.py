@@ -236,7 +236,7 @@ def _half_storage(X, bfloat16):
     return None
 
 
-def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
+def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False, out=None):
     """layer_norm (rms: rms_norm) of each row of C-contiguous X, the rows
     being its last dimension (2-D X, or any C-contiguous N-D array whose
     normalized values are that dimension: no reshape needed).
@@ -247,10 +247,13 @@ def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
     storage (2-D): float16, or uint16 holding bfloat16 bits with
     bfloat16=True, with float32 weight and bias; computed as float32 is
     (float64 statistics) and rounded to 16 bits, to nearest even.
+
+    out: None (a new array), or a C-contiguous array of X's shape and dtype
+    that overlaps no input (the caller checked it), written in place.
     """
     half = _half_storage(X, bfloat16)
     if half is not None:
-        out = np.empty_like(X)
+        out = np.empty_like(X) if out is None else out
         mean, rstd = np.empty(X.shape[0]), np.empty(X.shape[0])
         X16, bf16 = half
         # 2 * nbytes: the work per element is float32's
@@ -261,7 +264,7 @@ def row_norm_forward(X, weight, bias, eps, rms, *, bfloat16=False):
     n = X.shape[-1]
     n_rows = X.size // n if n else math.prod(X.shape[:-1])
     return _norms.row_norm_fwd(X, n_rows, n, weight, bias, eps, rms,
-                               effective_n_threads(X.nbytes))
+                               effective_n_threads(X.nbytes), out)
 
 
 def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, mean, rstd):
@@ -280,21 +283,24 @@ def row_norm_backward_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
     """row_norm_backward over C-contiguous buffers given by address (dy, x,
     dx: n_rows * n float32, or float64 when is_double; weight: n values or 0;
     mean, rstd: n_rows float64; dw, db: n values each of x's dtype, summed
-    in float64, or both 0 when not wanted), written into dx, dw, db. For arrays that are not NumPy's
-    (torch's CPU tensors), whose caller checked all of this."""
+    in float64, or both 0 when not wanted), written into dx, dw, db. For
+    arrays that are not NumPy's (torch's CPU tensors), whose caller checked
+    all of this."""
     nbytes = n_rows * n * (8 if is_double else 4)
     _norms.row_norm_bwd_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
                              effective_n_threads(2 * nbytes), dx, dw, db)
 
 
-def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False):
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False,
+                      dX=None):
     """(dX, dw, db) of row_norm_forward; dw/db float64 (None unless wanted).
 
     16-bit storage as in row_norm_forward: dY and X of the same 16-bit dtype
     (bfloat16=True for uint16 bfloat16 bits), weight float32 or None; dX in
-    X's dtype.
+    X's dtype: a new array, or the given one (C-contiguous, X's shape and
+    dtype, overlapping no input) written in place.
     """
-    dX = np.empty_like(X)
+    dX = np.empty_like(X) if dX is None else dX
     n = X.shape[1]
     dw, db = np.empty(n), np.empty(n)
     half = _half_storage(X, bfloat16)
@@ -374,20 +380,24 @@ def channel_dot_sums(dY3, X3, shift, *, bfloat16=False):
     return sdy, sdyx
 
 
-def channel_affine(X3, shift, scale, offset, *, bfloat16=False):
-    """(X3 - shift) * scale + offset, coefficients broadcast to (A, K)."""
+def channel_affine(X3, shift, scale, offset, out=None, *, bfloat16=False):
+    """(X3 - shift) * scale + offset, coefficients broadcast to (A, K).
+
+    out (here and below; dX for the gradients): None for a new array, or a
+    C-contiguous array of X3's shape and dtype overlapping no input (the
+    caller checked it), written in place."""
     A, _, K = X3.shape
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
     _channels.affine(X, _coef(shift, (A, K)), _coef(scale, (A, K)), _coef(offset, (A, K)),
                      threads, Y, bf16)
     return out
 
 
-def channel_backward(dY3, X3, shift, p, q, r, *, bfloat16=False):
+def channel_backward(dY3, X3, shift, p, q, r, dX=None, *, bfloat16=False):
     """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
     A, _, K = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
     _channels.backward(dY, X, *(_coef(c, (A, K)) for c in (shift, p, q, r)),
                        threads, dX_, bf16)
@@ -401,16 +411,16 @@ def channel_power_sums(X3, p):
     return out
 
 
-def lrn_forward(X3, size, alpha, beta, k):
+def lrn_forward(X3, size, alpha, beta, k, out=None):
     """Local response norm across axis 1 of X3 (N, C, S)."""
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     _channels.lrn_forward(X3, size, alpha, beta, k, effective_n_threads(X3.nbytes), out)
     return out
 
 
-def lrn_backward(dY3, X3, size, alpha, beta, k):
+def lrn_backward(dY3, X3, size, alpha, beta, k, dX=None):
     """Input gradient of lrn_forward."""
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     _channels.lrn_backward(dY3, X3, size, alpha, beta, k,
                            effective_n_threads(2 * X3.nbytes), dX)
     return dX
@@ -420,11 +430,12 @@ def lrn_backward(dY3, X3, size, alpha, beta, k):
 # cache): NCHW items of n_count samples x c_count channels, channels-last
 # items of one sample with G groups. See ext/_channels.pxi.
 
-def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps, *, bfloat16=False):
+def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps, out=None, *,
+                       bfloat16=False):
     """(out, mean, var): the biased variance; per item, float64, n-major."""
     N, C, _ = X3.shape
     n_items = (N // n_count) * (C // c_count)
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     mean, var = np.empty(n_items), np.empty(n_items)
     threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
     _channels.fused_forward_nchw(X, n_count, c_count, weight, bias, eps, threads, Y, mean,
@@ -432,10 +443,11 @@ def fused_forward_nchw(X3, n_count, c_count, weight, bias, eps, *, bfloat16=Fals
     return out, mean, var
 
 
-def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd, *, bfloat16=False):
+def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd, dX=None, *,
+                        bfloat16=False):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, C, _ = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     sdy, sdyx = np.empty(N * C), np.empty(N * C)
     threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
     _channels.fused_backward_nchw(dY, X, n_count, c_count, weight,
@@ -445,20 +457,22 @@ def fused_backward_nchw(dY3, X3, n_count, c_count, weight, mean, rstd, *, bfloat
     return dX, sdy.reshape(N, C), sdyx.reshape(N, C)
 
 
-def fused_forward_nhwc(X3, G, weight, bias, eps, *, bfloat16=False):
+def fused_forward_nhwc(X3, G, weight, bias, eps, out=None, *,
+                       bfloat16=False):
     """(out, mean, var) of channels-last X3 (N, S, C); mean/var (N, G)."""
     N = X3.shape[0]
-    out = np.empty_like(X3)
+    out = np.empty_like(X3) if out is None else out
     mean, var = np.empty((N, G)), np.empty((N, G))
     threads, bf16, (X, Y) = _channel_storage(X3, bfloat16, out)
     _channels.fused_forward_nhwc(X, G, weight, bias, eps, threads, Y, mean, var, bf16)
     return out, mean, var
 
 
-def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd, *, bfloat16=False):
+def fused_backward_nhwc(dY3, X3, G, weight, mean, rstd, dX=None, *,
+                        bfloat16=False):
     """(dX, sdy, sdyx), the sums per (n, c) as (N, C) float64."""
     N, _, C = X3.shape
-    dX = np.empty_like(X3)
+    dX = np.empty_like(X3) if dX is None else dX
     sdy, sdyx = np.empty((N, C)), np.empty((N, C))
     threads, bf16, (X, dY, dX_) = _channel_storage(X3, bfloat16, dY3, dX, passes=2)
     _channels.fused_backward_nhwc(dY, X, G, weight,

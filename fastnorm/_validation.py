@@ -195,20 +195,95 @@ def warn_on_overflow(what, *statistics):
                       "large for float64 arithmetic", RuntimeWarning, stacklevel=3)
 
 
-def check_out(out, like, name="out"):
-    """`out` must be a writeable array of `like`'s library (NumPy or CuPy),
-    shape and dtype."""
+def check_out(out, like, name="out", *, shape=None, dtype=None, contiguous=False,
+              inputs=()):
+    """`out` must be a writeable array of `like`'s library (NumPy, or CuPy on
+    like's device), of `shape` and `dtype` (by default like's own); with
+    `contiguous`, C-contiguous (the kernels write it in place: a strided
+    `out` is refused, never written through a temporary); and it must not
+    share memory with any array of `inputs`, (name, array) pairs (None
+    entries skipped). Returns out."""
     on_gpu = _backend.array_library(like) == "cupy"
     if on_gpu and _backend.array_library(out) != "cupy":
-        raise TypeError(f"{name} must be a CuPy array (X is one), got {type(out).__name__}")
+        raise TypeError(f"{name} must be a CuPy array (X is one), got {_type_name(out)}")
     if not on_gpu and not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
-    if out.shape != like.shape:
-        raise ValueError(f"{name} has shape {out.shape}, expected {like.shape}")
-    if out.dtype != like.dtype:
-        raise ValueError(f"{name} has dtype {out.dtype}, expected {like.dtype}")
+        raise TypeError(f"{name} must be a NumPy array, got {_type_name(out)}")
+    if on_gpu and _backend.device_id(out) != _backend.device_id(like):
+        raise ValueError(f"{name} is on GPU {_backend.device_id(out)}, the input on GPU "
+                         f"{_backend.device_id(like)}")
+    shape = like.shape if shape is None else tuple(shape)
+    dtype = like.dtype if dtype is None else np.dtype(dtype)
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} has dtype {out.dtype}, expected {dtype}")
     if not _backend.is_writeable(out):
         raise ValueError(f"{name} is read-only")
+    if contiguous and not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (the result is written into it in "
+                         f"place); got strides {out.strides}")
+    for other, arr in inputs:
+        if arr is not None and _overlaps(out, arr):
+            raise ValueError(f"{name} shares memory with {other}; pass a separate buffer "
+                             "(writing the result there would overwrite what is being read)")
+    return out
+
+
+def _type_name(a):
+    module = type(a).__module__.split(".")[0]
+    return type(a).__name__ if module == "builtins" else f"{module}.{type(a).__name__}"
+
+
+def _overlaps(a, b):
+    """Whether arrays a and b (of one library; anything else is not an array
+    and overlaps nothing) share memory: exactly for NumPy, or when that is
+    too hard to decide, by their bounds."""
+    if _backend.array_library(a) != _backend.array_library(b):
+        return False
+    xp = _backend.namespace(a)
+    if not isinstance(b, xp.ndarray) or not xp.may_share_memory(a, b):
+        return False
+    if xp is not np:
+        return True
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def check_out_tuple(out, specs, like, inputs=()):
+    """The gradient buffers of a backward: `out` None, or a tuple (or list)
+    with one entry per gradient the backward returns, in its order, each
+    None (allocate that one) or an array that check_out accepts.
+
+    specs: one (name, shape, dtype) per returned gradient, or None for a
+    gradient that does not exist (the forward took no such parameter): its
+    entry must be None. Buffers must not overlap `inputs` or one another.
+    Returns a list of the buffers (None where none was given)."""
+    names = [s[0] if s is not None else None for s in specs]
+    if out is None:
+        return [None] * len(specs)
+    wanted = ", ".join(n or "None" for n in names)
+    if not isinstance(out, (tuple, list)) or len(out) != len(specs):
+        got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list))
+                                           else "")
+        raise TypeError(f"out must be None or a tuple of {len(specs)} arrays or Nones "
+                        f"({wanted}), one per gradient returned; got {got}")
+    buffers = []
+    for i, (spec, buf) in enumerate(zip(specs, out)):
+        if buf is None:
+            buffers.append(None)
+            continue
+        if spec is None:
+            raise ValueError(f"out[{i}] must be None: there is no gradient there (the "
+                             "forward took no such parameter)")
+        name, shape, dtype = spec
+        label = f"out[{i}] ({name})"
+        check_out(buf, like, label, shape=shape, dtype=dtype, contiguous=True,
+                  inputs=list(inputs) + [(f"out[{j}]", b) for j, b in enumerate(buffers)
+                                         if b is not None])
+        buffers.append(buf)
+    return buffers
 
 
 def output_for(X, fresh, copy, out):

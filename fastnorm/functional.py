@@ -13,7 +13,31 @@ give native results). Differences, all additions:
   what the forward did not take), equal to torch.autograd's;
 - layer_norm/rms_norm take an int ``normalized_shape`` (torch's modules do;
   its functions want a sequence), and batch_norm takes ``momentum=None``
-  (the modules' cumulative average) with ``num_batches_tracked``.
+  (the modules' cumulative average) with ``num_batches_tracked``;
+- ``out=`` (keyword-only), so that a training loop reuses its memory:
+
+  - every forward takes ``out=``, an array of exactly the result's shape
+    and dtype, of the input's library (NumPy; a CuPy array on the input's
+    device for CuPy input), writeable and C-contiguous. The result is
+    written into it in place (the kernels write it directly, no temporary)
+    and it is returned (with ``return_saved=True``: ``(out, saved)``).
+    spectral_norm's ``out`` is for the normalized weight (u and v are
+    small new arrays);
+  - every backward takes ``out=`` a tuple with one entry per gradient it
+    returns, in the same order (``(grad_input, grad_weight, grad_bias)``
+    for layer_norm, ``(grad_input, grad_weight)`` for rms_norm,
+    ``(grad_input,)`` for local_response_norm, normalize and
+    spectral_norm, ``(grad_v, grad_g)`` for weight_norm, five for
+    switchable_norm): each None (allocate that gradient) or a buffer as
+    above, of that gradient's shape and dtype (a parameter's gradient: the
+    parameter's). An entry for a gradient that does not exist (no weight or
+    no bias given) must be None;
+  - a buffer may not share memory with any input (the input, grad_output,
+    parameters, running or saved statistics) nor with another buffer: a
+    ValueError, as for a wrong shape, dtype, order or a read-only buffer;
+    a buffer of another library is a TypeError. Every message names the
+    buffer (``out``, or ``out[i] (grad_weight)``). The checks come before
+    anything is written (running statistics included).
 
 Every input torch takes is taken and gives torch's result, unusual ones
 included (a negative or NaN eps, a momentum outside [0, 1], normalize's
@@ -38,7 +62,7 @@ import numpy as np
 
 from . import _backend
 from ._docs import public_dir as _public_dir
-from ._validation import check_shape
+from ._validation import check_out, check_out_tuple, check_shape
 
 __all__ = [
     "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
@@ -123,6 +147,38 @@ def _rows(x, shape):
     n = math.prod(shape)
     n_rows = x.size // n if n else math.prod(x.shape[:x.ndim - len(shape)])
     return _backend.namespace(x).ascontiguousarray(x).reshape(n_rows, n)
+
+
+def _out_buffer(out, x, input, *arrays):
+    """A forward's `out`: None, or the caller's buffer, checked (exactly the
+    result's shape and dtype, on its backend, writeable, C-contiguous, not
+    sharing memory with the input, x or any (name, array) of `arrays`)."""
+    if out is None:
+        return None
+    return check_out(out, x, contiguous=True,
+                     inputs=(("input", input), ("input", x)) + arrays)
+
+
+def _grad_buffers(out, x, specs, *arrays):
+    """A backward's `out`: the gradient buffers (None: allocate), checked
+    against `specs` ((name, shape, dtype) per gradient returned, None for
+    one that does not exist); see check_out_tuple."""
+    return check_out_tuple(out, specs, x, inputs=arrays)
+
+
+def _param_spec(name, p, shape, dtype):
+    """The buffer spec of a parameter's gradient (None: no parameter)."""
+    return None if p is None else (name, tuple(shape), np.dtype(dtype))
+
+
+def _write(result, buf, dtype=None):
+    """result (cast to `dtype`) as what a function returns: a new array when
+    no buffer was given, else written into the buffer, which is returned.
+    Used where no kernel writes the buffer itself (small or rare results)."""
+    if buf is None:
+        return result if dtype is None else result.astype(dtype)
+    buf[...] = result
+    return buf
 
 
 class SavedStats:
@@ -221,22 +277,25 @@ def _row_eps(eps, x, half, rms):
     return _eps(eps, x.dtype, allow_none=rms)
 
 
-def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved, bfloat16=False):
+def _row_norm(input, normalized_shape, weight, bias, eps, rms, return_saved, bfloat16=False,
+              out=None):
     x, half = _half_input(input, bfloat16)
     shape = _normalized_shape(normalized_shape, x)
     w = _row_param(weight, "weight", shape, x, half)
     b = _row_param(bias, "bias", shape, x, half)
     eps = _row_eps(eps, x, half, rms)
+    ops = _backend.ops_for(x, w, b, name="input")
+    out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias))
     X2 = _rows(x, shape)
     storage = {"bfloat16": True} if half == "bfloat16" else {}
-    out, mean, rstd = _backend.ops_for(X2, w, b, name="input").row_norm_forward(
-        X2, w, b, eps, rms, **storage)
-    out = out.reshape(x.shape)
-    return (out, SavedStats(mean, rstd)) if return_saved else out
+    y, mean, rstd = ops.row_norm_forward(X2, w, b, eps, rms, **storage,
+                                         out=None if out is None else out.reshape(X2.shape))
+    y = y.reshape(x.shape) if out is None else out
+    return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
 def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, rms, saved,
-                       bfloat16=False):
+                       bfloat16=False, out=None):
     x, half = _half_input(input, bfloat16)
     dy = np.asarray(grad_output) if half else _float_array(grad_output, "grad_output", gpu=True)
     ops = _backend.ops_for(x, dy, name="grad_output")
@@ -247,22 +306,37 @@ def _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps, 
     w = _row_param(weight, "weight", shape, x, half)
     b = _row_param(bias, "bias", shape, x, half)
     eps = _row_eps(eps, x, half, rms)
+
+    def param_dtype(given):  # a parameter gradient's dtype (16-bit input: as given)
+        return x.dtype if half is None else np.asarray(given).dtype
+    specs = [("grad_input", x.shape, x.dtype),
+             _param_spec("grad_weight", weight, shape, param_dtype(weight))]
+    if not rms:
+        specs.append(_param_spec("grad_bias", bias, shape, param_dtype(bias)))
+    n_rows = math.prod(x.shape[:x.ndim - len(shape)])
+    saved = _check_saved(saved, n_rows)
+    bufs = _grad_buffers(out, x, specs, ("input", input), ("input", x),
+                         ("grad_output", grad_output), ("grad_output", dy),
+                         ("weight", weight), ("bias", bias),
+                         *(() if saved is None else (("saved.mean", saved.mean),
+                                                     ("saved.rstd", saved.rstd))))
     X2, dY2 = _rows(x, shape), _rows(dy, shape)
-    saved = _check_saved(saved, X2.shape[0])
     storage = {"bfloat16": True} if half == "bfloat16" else {}
     if saved is None:
         _, mean, rstd = ops.row_norm_forward(X2, None, None, eps, rms, **storage)
     else:
         _backend.ops_for(x, saved.mean, saved.rstd, name="saved")
         mean, rstd = saved.mean, saved.rstd
-    dX, dw, db = ops.row_norm_backward(dY2, X2, w, mean, rstd, rms, want_dw=w is not None,
-                                       want_db=b is not None, **storage)
+    dX, dw, db = ops.row_norm_backward(
+        dY2, X2, w, mean, rstd, rms, want_dw=w is not None, want_db=b is not None, **storage,
+        dX=None if bufs[0] is None else bufs[0].reshape(X2.shape))
 
-    def as_param(g, given):  # in the parameter's dtype (16-bit input: as given)
+    def as_param(g, given, buf):  # in the parameter's dtype (16-bit input: as given)
         if g is None:
             return None
-        return g.astype(x.dtype if half is None else np.asarray(given).dtype).reshape(shape)
-    return dX.reshape(x.shape), as_param(dw, weight), as_param(db, bias)
+        return _write(g.reshape(shape), buf, param_dtype(given))
+    return (dX.reshape(x.shape) if bufs[0] is None else bufs[0],
+            as_param(dw, weight, bufs[1]), None if rms else as_param(db, bias, bufs[2]))
 
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -270,7 +344,7 @@ _MACHINE_EPS = {_F32: float(np.finfo(np.float32).eps), _F64: float(np.finfo(np.f
 _ndarray = np.ndarray
 
 
-def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
+def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms, out=None):
     """(out, mean, rstd) for the common call, or None for the full path.
 
     The common call: a C-contiguous float32/float64 ndarray normalized over
@@ -310,41 +384,50 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     ops = _backend.numpy_ops()
     if ops is None:
         return None
-    return ops.row_norm_forward(input, weight, bias, eps, rms)
+    if out is not None:  # (the checks of the full path's _out_buffer)
+        check_out(out, input, contiguous=True,
+                  inputs=(("input", input), ("weight", weight), ("bias", bias)))
+    return ops.row_norm_forward(input, weight, bias, eps, rms, out=out)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *,
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, out=None,
                return_saved=False):
     """Layer normalization over the trailing `normalized_shape` dimensions,
-    as torch.nn.functional.layer_norm."""
-    fast = _fast_row_norm(input, normalized_shape, weight, bias, eps, False)
+    as torch.nn.functional.layer_norm. out: see the module's docstring."""
+    fast = _fast_row_norm(input, normalized_shape, weight, bias, eps, False, out)
     if fast is not None:
         return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
-    return _row_norm(input, normalized_shape, weight, bias, eps, False, return_saved)
+    return _row_norm(input, normalized_shape, weight, bias, eps, False, return_saved,
+                     out=out)
 
 
 def layer_norm_backward(grad_output, input, normalized_shape, weight=None, bias=None,
-                        eps=1e-5, *, saved=None):
+                        eps=1e-5, *, saved=None, out=None):
     """(grad_input, grad_weight, grad_bias) of layer_norm; None for an absent
-    weight or bias."""
+    weight or bias. out: None, or a tuple (grad_input, grad_weight,
+    grad_bias) of buffers, each None to allocate (see the module's docstring)."""
     return _row_norm_backward(grad_output, input, normalized_shape, weight, bias, eps,
-                              False, saved)
+                              False, saved, out=out)
 
 
-def rms_norm(input, normalized_shape, weight=None, eps=None, *, return_saved=False):
+def rms_norm(input, normalized_shape, weight=None, eps=None, *, out=None,
+             return_saved=False):
     """RMS normalization over the trailing `normalized_shape` dimensions, as
-    torch.nn.functional.rms_norm (eps=None: the dtype's machine epsilon)."""
-    fast = _fast_row_norm(input, normalized_shape, weight, None, eps, True)
+    torch.nn.functional.rms_norm (eps=None: the dtype's machine epsilon).
+    out: see the module's docstring."""
+    fast = _fast_row_norm(input, normalized_shape, weight, None, eps, True, out)
     if fast is not None:
         return (fast[0], SavedStats(fast[1], fast[2])) if return_saved else fast[0]
-    return _row_norm(input, normalized_shape, weight, None, eps, True, return_saved)
+    return _row_norm(input, normalized_shape, weight, None, eps, True, return_saved, out=out)
 
 
 def rms_norm_backward(grad_output, input, normalized_shape, weight=None, eps=None, *,
-                      saved=None):
-    """(grad_input, grad_weight) of rms_norm; None for an absent weight."""
+                      saved=None, out=None):
+    """(grad_input, grad_weight) of rms_norm; None for an absent weight.
+    out: None, or a tuple (grad_input, grad_weight) of buffers, each None
+    to allocate."""
     dx, dw, _ = _row_norm_backward(grad_output, input, normalized_shape, weight, None, eps,
-                                   True, saved)
+                                   True, saved, out=out)
     return dx, dw
 
 
@@ -425,15 +508,26 @@ class _Channels:
                                               **self.kw)
         return self.per_channel(sdy), self.per_channel(sdyx)
 
-    def affine(self, shift, scale, offset):
-        out = self.ops.channel_affine(self.X3, self.coef(shift), self.coef(scale),
-                                      self.coef(offset), **self.kw)
-        return out.reshape(self.shape)
+    def _result(self, a, buf):
+        """A kernel result in the input's shape: the caller's buffer `buf`
+        (which the kernel wrote through a view) when one was given."""
+        return a.reshape(self.shape) if buf is None else buf
 
-    def backward(self, dy, shift, p, q, r):
-        dx = self.ops.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
-                                       self.coef(q), self.coef(r), **self.kw)
-        return dx.reshape(self.shape)
+    def affine(self, shift, scale, offset, out=None):
+        y = self.ops.channel_affine(self.X3, self.coef(shift), self.coef(scale),
+                                    self.coef(offset), out=None if out is None else self.view(out),
+                                    **self.kw)
+        return self._result(y, out)
+
+    def backward(self, dy, shift, p, q, r, dx=None):
+        g = self.ops.channel_backward(self.view(dy), self.X3, self.coef(shift), self.coef(p),
+                                      self.coef(q), self.coef(r),
+                                      dX=None if dx is None else self.view(dx), **self.kw)
+        return self._result(g, dx)
+
+    def empty(self, buf=None):
+        """An uninitialized result of the input's shape (or the buffer `buf`)."""
+        return self.xp.empty(self.shape, self.X3.dtype) if buf is None else buf
 
     # The fused kernels visit each item (the values that share statistics)
     # once, statistics then apply, while it is in cache: NCHW channels long
@@ -459,32 +553,37 @@ class _Channels:
     def _nchw(self, a):
         return np.ascontiguousarray(a).reshape(self.N, self.C, self.S)
 
-    def fused_forward(self, G, w, b, eps, batch=False):
+    def fused_forward(self, G, w, b, eps, batch=False, out=None):
         """(out, mean, biased var): statistics per channel (C,) for batch
         norm, per (sample, group) (N, G) otherwise."""
         ops = self.ops
         if self.channels_last:
-            out, mean, var = ops.fused_forward_nhwc(self.X3, G, w, b, eps, **self.kw)
+            y, mean, var = ops.fused_forward_nhwc(
+                self.X3, G, w, b, eps, out=None if out is None else self.view(out), **self.kw)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
-            out, mean, var = ops.fused_forward_nchw(self._nchw(self.X3), n_count, c_count,
-                                                     w, b, eps, **self.kw)
+            y, mean, var = ops.fused_forward_nchw(
+                self._nchw(self.X3), n_count, c_count, w, b, eps,
+                out=None if out is None else self._nchw(out), **self.kw)
             if not batch:
                 mean, var = mean.reshape(self.N, G), var.reshape(self.N, G)
-        return out.reshape(self.shape), mean, var
+        return self._result(y, out), mean, var
 
-    def fused_backward(self, dy, G, w, mean, rstd, batch=False):
+    def fused_backward(self, dy, G, w, mean, rstd, batch=False, dx=None):
         """(dx, sdy, sdyx) of fused_forward, the sums per (sample, channel)
         with the item mean as shift."""
         ops = self.ops
         if self.channels_last:
-            dx, sdy, sdyx = ops.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd,
-                                                     **self.kw)
+            g, sdy, sdyx = ops.fused_backward_nhwc(self.view(dy), self.X3, G, w, mean, rstd,
+                                                   dX=None if dx is None else self.view(dx),
+                                                   **self.kw)
         else:
             n_count, c_count = (self.N, 1) if batch else (1, self.C // G)
-            dx, sdy, sdyx = ops.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
-                                                     n_count, c_count, w, mean, rstd, **self.kw)
-        return dx.reshape(self.shape), sdy, sdyx
+            g, sdy, sdyx = ops.fused_backward_nchw(self._nchw(dy), self._nchw(self.X3),
+                                                   n_count, c_count, w, mean, rstd,
+                                                   dX=None if dx is None else self._nchw(dx),
+                                                   **self.kw)
+        return self._result(g, dx), sdy, sdyx
 
 
 def _merge(mean, m2, count, axis):
@@ -558,12 +657,26 @@ def _zeros_if_none(b, C, xp=np):
     return xp.zeros(C) if b is None else b.astype(np.float64)
 
 
-def _param_grads(weight, bias, dw, db, dtype):
-    """The weight and bias gradients (None for no parameter) in `dtype`;
-    None (16-bit input): each in its parameter's dtype, as given."""
-    def cast(g, p):
-        return None if p is None else g.astype(dtype or np.asarray(p).dtype)
-    return cast(dw, weight), cast(db, bias)
+def _param_grads(weight, bias, dw, db, dtype, bufs=(None, None)):
+    """The weight and bias gradients (None for no parameter) in `dtype`,
+    written into the buffers `bufs` where given; dtype None (16-bit input):
+    each in its parameter's dtype, as given."""
+    def cast(g, p, buf):
+        return None if p is None else _write(g, buf, dtype or np.asarray(p).dtype)
+    return cast(dw, weight, bufs[0]), cast(db, bias, bufs[1])
+
+
+def _channel_grad_buffers(out, x, grad_output, dy, weight, bias, *arrays, half=None):
+    """The (grad_input, grad_weight, grad_bias) buffers of a channel norm's
+    backward (see _grad_buffers); a parameter's gradient has x's dtype, or
+    beside 16-bit input (half) the parameter's own."""
+    def param_dtype(p):
+        return x.dtype if half is None else np.asarray(p).dtype
+    specs = [("grad_input", x.shape, x.dtype),
+             _param_spec("grad_weight", weight, np.shape(weight), param_dtype(weight)),
+             _param_spec("grad_bias", bias, np.shape(bias), param_dtype(bias))]
+    return _grad_buffers(out, x, specs, ("input", x), ("grad_output", grad_output),
+                         ("grad_output", dy), ("weight", weight), ("bias", bias), *arrays)
 
 
 # batch_norm ------------------------------------------------------------------
@@ -612,7 +725,7 @@ def _batch_stats(ch):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, *, layout="NCHW", num_batches_tracked=None,
-               return_saved=False):
+               out=None, return_saved=False):
     """Batch normalization, as torch.nn.functional.batch_norm.
 
     Training normalizes with the batch's biased variance and, when running
@@ -621,61 +734,70 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     torch's cumulative average: pass `num_batches_tracked`, the number of
     batches seen including this one (what torch's module counts). Eval
     (training=False) normalizes with the running statistics. An empty batch
-    leaves the running statistics as they are.
+    leaves the running statistics as they are. out: see the module's
+    docstring.
     """
     x, ch, rm, rv, w, b, eps, factor = _batch_norm_args(
         input, running_mean, running_var, weight, bias, training, eps, layout, momentum,
         num_batches_tracked, forward=True)
+    out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias),
+                      ("running_mean", running_mean), ("running_var", running_var))
     if ch is None:  # an empty 1-D batch
-        out = x.copy()
-        return (out, SavedStats(np.empty(0), np.empty(0))) if return_saved else out
+        y = _write(x, out) if out is not None else x.copy()
+        return (y, SavedStats(np.empty(0), np.empty(0))) if return_saved else y
     if not training and rm is None:  # an empty batch without running statistics
-        out = ch.xp.empty(x.shape, x.dtype)
-        return (out, SavedStats(ch.xp.full(ch.C, np.nan), ch.xp.full(ch.C, np.nan))) \
-            if return_saved else out
+        y = ch.empty(out)
+        return (y, SavedStats(ch.xp.full(ch.C, np.nan), ch.xp.full(ch.C, np.nan))) \
+            if return_saved else y
+    y = None
     if training:
         count = ch.N * ch.S
-        out = None
         if count == 0:
             mean = var = ch.xp.full(ch.C, np.nan)
         elif ch.fusable(batch=True):
-            out, mean, var = ch.fused_forward(None, w, b, eps, batch=True)
+            y, mean, var = ch.fused_forward(None, w, b, eps, batch=True, out=out)
         else:
             mean, var = _batch_stats(ch)
         if rm is not None and count > 0:
             rm[...] = (1 - factor) * rm + factor * mean
             rv[...] = (1 - factor) * rv + factor * var * (count / (count - 1))
     else:
-        out = None
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
     rstd = _rstd(var, eps)
-    if out is None:
-        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
-    return (out, SavedStats(mean, rstd)) if return_saved else out
+    if y is None:
+        y = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp),
+                      out=out)
+    return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
 def batch_norm_backward(grad_output, input, running_mean, running_var, weight=None, bias=None,
                         training=False, momentum=0.1, eps=1e-5, *, layout="NCHW",
-                        saved=None):
+                        saved=None, out=None):
     """(grad_input, grad_weight, grad_bias) of batch_norm.
 
     In training the statistics are the batch's: from `saved`, or recomputed
     from the input (the running statistics, which the forward updated, are
-    not used). In eval they are the running statistics.
+    not used). In eval they are the running statistics. out: None, or a
+    tuple (grad_input, grad_weight, grad_bias) of buffers, each None to
+    allocate.
     """
     x, ch, rm, rv, w, b, eps, _ = _batch_norm_args(input, running_mean, running_var, weight,
                                                    bias, training, eps, layout)
     half = _half_input(input)[1] if ch is None else ch.half
     dy = _grad_output(grad_output, x, half)
     gdtype = None if half else x.dtype  # (16-bit input: each parameter's own)
+    bufs = _channel_grad_buffers(out, x, grad_output, dy, weight, bias, ("input", input),
+                                 ("running_mean", running_mean), ("running_var", running_var),
+                                 half=half)
     if ch is None:  # an empty 1-D batch: torch's output is the input (times weight[0])
-        zeros = (lambda p: None if p is None else
-                 np.zeros(np.shape(p), gdtype or np.asarray(p).dtype))
-        return x.copy(), zeros(weight), zeros(bias)
+        zeros = (lambda p, buf: None if p is None else
+                 _write(np.zeros(np.shape(p), gdtype or np.asarray(p).dtype), buf))
+        return (x.copy() if bufs[0] is None else _write(x, bufs[0]), zeros(weight, bufs[1]),
+                zeros(bias, bufs[2]))
     saved = _check_saved(saved, ch.C)
     if x.size == 0:  # sums over no values: zero gradients (torch's too)
-        return (ch.xp.empty_like(x),) + _param_grads(weight, bias, ch.xp.zeros(ch.C),
-                                                     ch.xp.zeros(ch.C), gdtype)
+        return (ch.empty(bufs[0]),) + _param_grads(weight, bias, ch.xp.zeros(ch.C),
+                                                   ch.xp.zeros(ch.C), gdtype, bufs[1:])
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
     elif training:
@@ -684,9 +806,9 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
     else:
         mean, rstd = rm.astype(np.float64), _rstd(rv.astype(np.float64), eps)
     if training and ch.fusable(batch=True):
-        dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True)
+        dx, sdy, sdyx = ch.fused_backward(dy, None, w, mean, rstd, batch=True, dx=bufs[0])
         return (dx,) + _param_grads(weight, bias, rstd * sdyx.sum(axis=0), sdy.sum(axis=0),
-                                    gdtype)
+                                    gdtype, bufs[1:])
     wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, mean)
     sdy, sdyx = sdy.sum(axis=0), sdyx.sum(axis=0)
@@ -696,8 +818,8 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         r = -rstd * wd * sdy / count
     else:
         q = r = ch.xp.zeros(ch.C)
-    dx = ch.backward(dy, mean, rstd * wd, q, r)
-    return (dx,) + _param_grads(weight, bias, rstd * sdyx, sdy, gdtype)
+    dx = ch.backward(dy, mean, rstd * wd, q, r, dx=bufs[0])
+    return (dx,) + _param_grads(weight, bias, rstd * sdyx, sdy, gdtype, bufs[1:])
 
 
 # group_norm / instance_norm ---------------------------------------------------
@@ -713,32 +835,33 @@ def _group_stats(ch, G):
     return mean[..., 0], m2[..., 0] / (size * ch.S)
 
 
-def _group_forward(ch, G, w, b, eps):
+def _group_forward(ch, G, w, b, eps, out=None):
     """(out, mean, biased var) of the per-(sample, group) normalization;
-    statistics (N, G)."""
+    statistics (N, G). out: the caller's buffer or None."""
     if ch.N * ch.C * ch.S == 0:
         mean, var = _group_stats(ch, G)
-        return ch.xp.empty(ch.shape, ch.X3.dtype), mean, var
+        return ch.empty(out), mean, var
     if ch.fusable(G):
-        return ch.fused_forward(G, w, b, eps)
+        return ch.fused_forward(G, w, b, eps, out=out)
     mean, var = _group_stats(ch, G)
     rstd = _rstd(var, eps)
     size = ch.C // G
-    out = ch.affine(np.repeat(mean, size, axis=1),
-                    np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C, ch.xp),
-                    _zeros_if_none(b, ch.C, ch.xp))
-    return out, mean, var
+    y = ch.affine(np.repeat(mean, size, axis=1),
+                  np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C, ch.xp),
+                  _zeros_if_none(b, ch.C, ch.xp), out=out)
+    return y, mean, var
 
 
-def _group_backward(ch, dy, G, mean, rstd, w):
+def _group_backward(ch, dy, G, mean, rstd, w, dx=None):
     """(dx, dw, db) of the per-(sample, group) normalization with
-    statistics (mean, rstd) (N, G) and per-channel weight w (or None)."""
+    statistics (mean, rstd) (N, G) and per-channel weight w (or None);
+    dx: the caller's buffer or None."""
     if ch.N * ch.C * ch.S == 0:  # sums over no values: zero gradients
-        return ch.xp.empty(ch.shape, ch.X3.dtype), ch.xp.zeros(ch.C), ch.xp.zeros(ch.C)
+        return ch.empty(dx), ch.xp.zeros(ch.C), ch.xp.zeros(ch.C)
     size = ch.C // G
     expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
     if ch.fusable(G):
-        dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd)
+        dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd, dx=dx)
         return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
     wd = _ones_if_none(w, ch.C, ch.xp)
     sdy, sdyx = ch.dot_sums(dy, expand(mean))
@@ -747,7 +870,7 @@ def _group_backward(ch, dy, G, mean, rstd, w):
     sum_gx = (sdyx * wd).reshape(ch.N, G, size).sum(axis=2)
     q = expand(-rstd ** 3 * sum_gx / count)
     r = expand(-rstd * sum_g / count)
-    dx = ch.backward(dy, expand(mean), expand(rstd) * wd, q, r)
+    dx = ch.backward(dy, expand(mean), expand(rstd) * wd, q, r, dx=dx)
     return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
 
 
@@ -768,28 +891,34 @@ def _group_norm_args(input, num_groups, weight, bias, eps, layout):
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, layout="NCHW",
-               return_saved=False):
+               out=None, return_saved=False):
     """Group normalization, as torch.nn.functional.group_norm; the saved
-    statistics are per (sample, group), shape (N, num_groups)."""
+    statistics are per (sample, group), shape (N, num_groups). out: see the
+    module's docstring."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
-    out, mean, var = _group_forward(ch, G, w, b, eps)
+    out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias))
+    y, mean, var = _group_forward(ch, G, w, b, eps, out=out)
     rstd = _rstd(var, eps)
-    return (out, SavedStats(mean, rstd)) if return_saved else out
+    return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
 def group_norm_backward(grad_output, input, num_groups, weight=None, bias=None, eps=1e-5, *,
-                        layout="NCHW", saved=None):
-    """(grad_input, grad_weight, grad_bias) of group_norm."""
+                        layout="NCHW", saved=None, out=None):
+    """(grad_input, grad_weight, grad_bias) of group_norm. out: None, or a
+    tuple (grad_input, grad_weight, grad_bias) of buffers, each None to
+    allocate."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
     dy = _grad_output(grad_output, x, ch.half)
+    bufs = _channel_grad_buffers(out, x, grad_output, dy, weight, bias, ("input", input),
+                                 half=ch.half)
     saved = _check_saved(saved, (ch.N, G))
     if saved is None:
         mean, var = _group_stats(ch, G)
         rstd = _rstd(var, eps)
     else:
         mean, rstd = saved.mean, saved.rstd
-    dx, dw, db = _group_backward(ch, dy, G, mean, rstd, w)
-    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype)
+    dx, dw, db = _group_backward(ch, dy, G, mean, rstd, w, dx=bufs[0])
+    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype, bufs[1:])
 
 
 def _instance_norm_args(input, running_mean, running_var, weight, bias, use_input_stats, eps,
@@ -818,19 +947,22 @@ def _instance_norm_args(input, running_mean, running_var, weight, bias, use_inpu
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5, *, layout="NCHW",
-                  return_saved=False):
+                  out=None, return_saved=False):
     """Instance normalization, as torch.nn.functional.instance_norm.
 
     With use_input_stats, each (sample, channel) is normalized by its own
     statistics, and given running statistics are updated in place with
     their average over the batch (unbiased variance), as torch does; without,
-    the running statistics normalize. Saved statistics are (N, C).
+    the running statistics normalize. Saved statistics are (N, C). out: see
+    the module's docstring.
     """
     x, ch, rm, rv, w, b, eps, m = _instance_norm_args(
         input, running_mean, running_var, weight, bias, use_input_stats, eps, layout, momentum,
         forward=True)
+    out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias),
+                      ("running_mean", running_mean), ("running_var", running_var))
     if use_input_stats:
-        out, mean, var = _group_forward(ch, ch.C, w, b, eps)
+        y, mean, var = _group_forward(ch, ch.C, w, b, eps, out=out)
         rstd = _rstd(var, eps)
         if rm is not None and ch.N * ch.S > 0:  # no values: left as they are, as torch
             rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
@@ -838,17 +970,23 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
         rstd = np.broadcast_to(_rstd(rv.astype(np.float64), eps), (ch.N, ch.C))
-        out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
-    return (out, SavedStats(mean, rstd)) if return_saved else out
+        y = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp),
+                      out=out)
+    return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
 def instance_norm_backward(grad_output, input, running_mean=None, running_var=None,
                            weight=None, bias=None, use_input_stats=True, momentum=0.1,
-                           eps=1e-5, *, layout="NCHW", saved=None):
-    """(grad_input, grad_weight, grad_bias) of instance_norm."""
+                           eps=1e-5, *, layout="NCHW", saved=None, out=None):
+    """(grad_input, grad_weight, grad_bias) of instance_norm. out: None, or a
+    tuple (grad_input, grad_weight, grad_bias) of buffers, each None to
+    allocate."""
     x, ch, rm, rv, w, b, eps, _ = _instance_norm_args(
         input, running_mean, running_var, weight, bias, use_input_stats, eps, layout)
     dy = _grad_output(grad_output, x, ch.half)
+    bufs = _channel_grad_buffers(out, x, grad_output, dy, weight, bias, ("input", input),
+                                 ("running_mean", running_mean), ("running_var", running_var),
+                                 half=ch.half)
     saved = _check_saved(saved, (ch.N, ch.C))
     if saved is not None:
         mean, rstd = saved.mean, saved.rstd
@@ -859,14 +997,14 @@ def instance_norm_backward(grad_output, input, running_mean=None, running_var=No
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
         rstd = np.broadcast_to(_rstd(rv.astype(np.float64), eps), (ch.N, ch.C))
     if use_input_stats:
-        dx, dw, db = _group_backward(ch, dy, ch.C, mean, rstd, w)
+        dx, dw, db = _group_backward(ch, dy, ch.C, mean, rstd, w, dx=bufs[0])
     else:  # the statistics are constants
         wd = _ones_if_none(w, ch.C, ch.xp)
         sdy, sdyx = ch.dot_sums(dy, mean)
         zeros = ch.xp.zeros((ch.N, ch.C))
-        dx = ch.backward(dy, mean, rstd * wd, zeros, zeros)
+        dx = ch.backward(dy, mean, rstd * wd, zeros, zeros, dx=bufs[0])
         dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
-    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype)
+    return (dx,) + _param_grads(weight, bias, dw, db, None if ch.half else x.dtype, bufs[1:])
 
 
 # switchable_norm -------------------------------------------------------------
@@ -926,7 +1064,7 @@ def _switchable_stats(ch, logits, rm, rv, training, using_bn):
 
 def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, running_var,
                     training, momentum=0.1, eps=1e-5, using_bn=True, *, layout="NCHW",
-                    return_saved=False):
+                    out=None, return_saved=False):
     """Switchable normalization (Luo et al., 2018): normalizes with a
     softmax-weighted mix of the instance, layer and batch statistics.
 
@@ -937,11 +1075,14 @@ def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, 
     follow torch's convention: running = (1 - momentum) * running + momentum
     * batch, with the unbiased batch variance; eval uses them for the BN part.
     weight and bias may be None (no affine). Saved statistics are the mixed
-    (mean, rstd), (N, C).
+    (mean, rstd), (N, C). out: see the module's docstring.
     """
     x, ch, w, b, logits, rm, rv, eps = _switchable_args(
         input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
         eps, using_bn, layout)
+    out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias),
+                      ("mean_weight", mean_weight), ("var_weight", var_weight),
+                      ("running_mean", running_mean), ("running_var", running_var))
     parts, _, mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
     if using_bn and training and rm is not None and ch.N > 0:
         m = _momentum(momentum, None)
@@ -949,19 +1090,31 @@ def switchable_norm(input, weight, bias, mean_weight, var_weight, running_mean, 
         rm[...] = (1 - m) * rm + m * parts[2][0][0]
         rv[...] = (1 - m) * rv + m * parts[2][1][0] * (count / (count - 1))
     rstd = _rstd(var, eps)
-    out = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp))
-    return (out, SavedStats(mean, rstd)) if return_saved else out
+    y = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp),
+                  out=out)
+    return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
 def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_weight,
                              running_mean, running_var, training, momentum=0.1, eps=1e-5,
-                             using_bn=True, *, layout="NCHW", saved=None):
+                             using_bn=True, *, layout="NCHW", saved=None, out=None):
     """(grad_input, grad_weight, grad_bias, grad_mean_weight, grad_var_weight)
-    of switchable_norm. In eval the BN statistics are constants."""
+    of switchable_norm. In eval the BN statistics are constants. out: None,
+    or a tuple of five buffers in that order, each None to allocate."""
     x, ch, w, b, logits, rm, rv, eps = _switchable_args(
         input, weight, bias, mean_weight, var_weight, running_mean, running_var, training,
         eps, using_bn, layout)
     dy = _grad_output(grad_output, x)
+    n_stats = 3 if using_bn else 2
+    specs = [("grad_input", x.shape, x.dtype),
+             _param_spec("grad_weight", weight, np.shape(weight), x.dtype),
+             _param_spec("grad_bias", bias, np.shape(bias), x.dtype),
+             ("grad_mean_weight", (n_stats,), x.dtype), ("grad_var_weight", (n_stats,), x.dtype)]
+    bufs = _grad_buffers(out, x, specs, ("input", input), ("input", x),
+                         ("grad_output", grad_output), ("grad_output", dy), ("weight", weight),
+                         ("bias", bias), ("mean_weight", mean_weight),
+                         ("var_weight", var_weight), ("running_mean", running_mean),
+                         ("running_var", running_var))
     _check_saved(saved, (ch.N, ch.C))  # the parts are recomputed either way
     parts, (a, bw), mean, var = _switchable_stats(ch, logits, rm, rv, training, using_bn)
     rstd = _rstd(var, eps)
@@ -986,14 +1139,14 @@ def switchable_norm_backward(grad_output, input, weight, bias, mean_weight, var_
             gv = gv.sum(axis=reduce_axes[k], keepdims=True)
         q = q + 2 * gv / counts[k]
         r = r + (gm + 2 * gv * (mean - parts[k][0])) / counts[k]
-    dx = ch.backward(dy, mean, rstd * wd, q, r)
+    dx = ch.backward(dy, mean, rstd * wd, q, r, dx=bufs[0])
     # softmax backward for the mixing logits
     ga = ch.xp.stack([(g_mean * m).sum() for m, _ in parts])
     gb = ch.xp.stack([(g_var * v).sum() for _, v in parts])
     g_logits = [p_ * (g - (p_ * g).sum()) for p_, g in ((a, ga), (bw, gb))]
     dw, db = (rstd * sdyx).sum(axis=0), sdy.sum(axis=0)
-    return ((dx,) + _param_grads(w, b, dw, db, x.dtype)
-            + tuple(g.astype(x.dtype) for g in g_logits))
+    return ((dx,) + _param_grads(w, b, dw, db, x.dtype, bufs[1:3])
+            + tuple(_write(g, buf, x.dtype) for g, buf in zip(g_logits, bufs[3:])))
 
 
 # local_response_norm ---------------------------------------------------------
@@ -1012,23 +1165,32 @@ def _lrn_args(input, size, alpha, beta, k):
     return x, X3, int(size), float(alpha), float(beta), float(k)
 
 
-def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0, *, out=None):
     """Local response normalization across channels, as
     torch.nn.functional.local_response_norm (the window average counts the
-    zero padding, as torch's)."""
+    zero padding, as torch's). out: see the module's docstring."""
     x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
-    return _backend.ops_for(X3).lrn_forward(X3, size, alpha, beta, k).reshape(x.shape)
+    out = _out_buffer(out, x, input)
+    y = _backend.ops_for(X3).lrn_forward(X3, size, alpha, beta, k,
+                                         out=None if out is None else out.reshape(X3.shape))
+    return y.reshape(x.shape) if out is None else out
 
 
-def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75, k=1.0):
-    """(grad_input,) of local_response_norm."""
+def local_response_norm_backward(grad_output, input, size, alpha=1e-4, beta=0.75, k=1.0, *,
+                                 out=None):
+    """(grad_input,) of local_response_norm. out: None, or a 1-tuple
+    (grad_input,) holding a buffer or None."""
     x, X3, size, alpha, beta, k = _lrn_args(input, size, alpha, beta, k)
     dy = _grad_output(grad_output, x)
+    (buf,) = _grad_buffers(out, x, [("grad_input", x.shape, x.dtype)], ("input", input),
+                           ("input", x), ("grad_output", grad_output), ("grad_output", dy))
     if beta == 0:  # the output is the input (base ** 0 is 1, whatever the base: even 0 or
         # NaN), and torch's pow gives its base no gradient at exponent 0
-        return (_backend.namespace(x).array(dy, order="C"),)
+        return (_backend.namespace(x).array(dy, order="C") if buf is None else _write(dy, buf),)
     dY3 = _backend.namespace(x).ascontiguousarray(dy).reshape(X3.shape)
-    return (_backend.ops_for(X3).lrn_backward(dY3, X3, size, alpha, beta, k).reshape(x.shape),)
+    dx = _backend.ops_for(X3).lrn_backward(dY3, X3, size, alpha, beta, k,
+                                           dX=None if buf is None else buf.reshape(X3.shape))
+    return (dx.reshape(x.shape) if buf is None else buf,)
 
 
 # normalize -------------------------------------------------------------------
@@ -1112,6 +1274,22 @@ class _Reduced:
             return self.xp.ascontiguousarray(a).reshape(self.X3.shape)
         return self.xp.ascontiguousarray(a.transpose(self.perm)).reshape(self.X3.shape)
 
+    def out_view(self, buf):
+        """The caller's buffer (x's shape, C-contiguous) as the (A, B, K)
+        array a kernel writes, or None: none given, or the reduced dims
+        were transposed (the result is then copied into it)."""
+        if buf is None or self.perm is not None:
+            return None
+        return buf.reshape(self.X3.shape)
+
+    def result(self, a3, buf):
+        """A kernel's (A, B, K) result as what the function returns: the
+        buffer, which the kernel wrote or the result is copied into, or the
+        result in x's shape."""
+        if buf is not None and self.perm is None and self.xp.may_share_memory(a3, buf):
+            return buf  # (a kernel wrote it through out_view: a new result shares nothing)
+        return _write(self.back(a3), buf)
+
     def back(self, a3):
         if self.perm is None:
             return a3.reshape(self.shape)
@@ -1150,23 +1328,30 @@ def _p_norms(X3, p):
         return np.sum(xd ** p, axis=1) ** (1 / p)
 
 
-def normalize(input, p=2.0, dim=1, eps=1e-12):
+def normalize(input, p=2.0, dim=1, eps=1e-12, *, out=None):
     """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize.
 
     p is torch's vector norm order: any real number (0 counts the nonzero
     values, a negative p gives (sum |x|^p)^(1/p), -inf the smallest |x|);
-    dim an int, a sequence of ints, or None for all dimensions."""
+    dim an int, a sequence of ints, or None for all dimensions. out: see the
+    module's docstring (with non-adjacent dims the result goes through a
+    transposed temporary)."""
     x, red, p, eps = _normalize_args(input, p, dim, eps)
+    out = _out_buffer(out, x, input)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = 1.0 / np.maximum(_p_norms(red.X3, p), eps)
-    return red.back(_backend.ops_for(red.X3).channel_affine(red.X3, 0.0, scale, 0.0))
+    y = _backend.ops_for(red.X3).channel_affine(red.X3, 0.0, scale, 0.0, out=red.out_view(out))
+    return red.result(y, out)
 
 
-def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
+def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12, *, out=None):
     """(grad_input,) of normalize. Where the norm is below eps the output is
-    x / eps and only that path carries gradient (as torch's clamp_min)."""
+    x / eps and only that path carries gradient (as torch's clamp_min).
+    out: None, or a 1-tuple (grad_input,) holding a buffer or None."""
     x, red, p, eps = _normalize_args(input, p, dim, eps)
     dy = _grad_output(grad_output, x)
+    (buf,) = _grad_buffers(out, x, [("grad_input", x.shape, x.dtype)], ("input", input),
+                           ("input", x), ("grad_output", grad_output), ("grad_output", dy))
     X3 = red.X3
     xp, ops = red.xp, _backend.ops_for(X3)
     dY3 = red.view(dy)
@@ -1179,10 +1364,10 @@ def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
         if p == 2:  # d norm / dx = x / norm: linear in x, one fused kernel; at a zero
             # norm 0, or NaN from a NaN g_norm (a zero norm under eps <= 0), as torch's
             q = xp.where(norm > 0, g_norm / xp.where(norm > 0, norm, 1.0), g_norm * 0.0)
-            dx = ops.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0)
-            return (red.back(dx),)
+            dx = ops.channel_backward(dY3, X3, 0.0, 1.0 / denom, q, 0.0, dX=red.out_view(buf))
+            return (red.result(dx, buf),)
         if p == 0:  # the count of nonzeros is piecewise constant: no gradient through it
-            return (red.back((dY3 / denom[:, None, :]).astype(x.dtype)),)
+            return (red.result((dY3 / denom[:, None, :]).astype(x.dtype), buf),)
         xd = X3.astype(np.float64)
         ax = np.abs(xd)
         if math.isinf(p):  # the gradient of max (min) |x| goes to those elements, shared
@@ -1194,7 +1379,7 @@ def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
             pow_ = xp.where(ax > 0, xp.where(ax > 0, ax, 1.0) ** (p - 1), 0.0)
             d_norm = np.sign(xd) * pow_ * scale[:, None, :]
         dx = dY3 / denom[:, None, :] + g_norm[:, None, :] * d_norm
-    return (red.back(dx.astype(x.dtype)),)
+    return (red.result(dx.astype(x.dtype), buf),)
 
 
 # weight_norm / spectral_norm (parameters: small, so array expressions in
@@ -1228,24 +1413,34 @@ def _weight_norm_args(v, g, dim):
     return v_arr, g_arr, vd, g_arr.astype(np.float64).reshape(norm_shape), norm, axes
 
 
-def weight_norm(v, g, dim=0):
+def weight_norm(v, g, dim=0, *, out=None):
     """w = g * v / ||v||, the norm over every dimension but `dim` (all of
     them for dim=None or -1, as torch._weight_norm counts -1), as torch's
     weight_norm. g has v's number of
     dimensions with size 1 except at `dim` (1-D of length v.shape[dim] is
-    accepted too)."""
-    v_arr, _, vd, gd, norm, _ = _weight_norm_args(v, g, dim)
-    return (vd * (gd / norm)).astype(v_arr.dtype)
+    accepted too). out: a buffer for w (see the module's docstring)."""
+    v_arr, g_arr, vd, gd, norm, _ = _weight_norm_args(v, g, dim)
+    out = None if out is None else check_out(out, v_arr, contiguous=True,
+                                             inputs=(("v", v), ("v", v_arr), ("g", g),
+                                                     ("g", g_arr)))
+    return _write(vd * (gd / norm), out, v_arr.dtype)
 
 
-def weight_norm_backward(grad_output, v, g, dim=0):
-    """(grad_v, grad_g) of weight_norm; grad_g has g's shape."""
+def weight_norm_backward(grad_output, v, g, dim=0, *, out=None):
+    """(grad_v, grad_g) of weight_norm; grad_g has g's shape. out: None, or
+    a tuple (grad_v, grad_g) of buffers, each None to allocate."""
     v_arr, g_arr, vd, gd, norm, axes = _weight_norm_args(v, g, dim)
-    gw = _grad_output(grad_output, v_arr).astype(np.float64)
+    gw_arr = _grad_output(grad_output, v_arr)
+    bufs = _grad_buffers(out, v_arr, [("grad_v", v_arr.shape, v_arr.dtype),
+                                      ("grad_g", g_arr.shape, g_arr.dtype)],
+                         ("v", v), ("v", v_arr), ("g", g), ("g", g_arr),
+                         ("grad_output", grad_output), ("grad_output", gw_arr))
+    gw = gw_arr.astype(np.float64)
     dot = np.sum(gw * vd, axis=axes, keepdims=True)
     grad_g = dot / norm
     grad_v = (gd / norm) * (gw - vd * (dot / norm ** 2))
-    return grad_v.astype(v_arr.dtype), grad_g.reshape(g_arr.shape).astype(g_arr.dtype)
+    return (_write(grad_v, bufs[0], v_arr.dtype),
+            _write(grad_g.reshape(g_arr.shape), bufs[1], g_arr.dtype))
 
 
 def _as_matrix(w, dim):
@@ -1290,31 +1485,42 @@ def _power_iteration(W, u, n, eps, v):
     return u, v
 
 
-def spectral_norm(weight, u, n_power_iterations=1, eps=1e-12, dim=0, *, v=None):
+def spectral_norm(weight, u, n_power_iterations=1, eps=1e-12, dim=0, *, v=None, out=None):
     """(weight / sigma, u, v): sigma = u . (W v) after n_power_iterations of
     torch.nn.utils.spectral_norm's power iteration from u, with W the weight
     with `dim` first, flattened to 2-D. u and v come back in weight's dtype
-    for the next call; n_power_iterations=0 needs the previous v."""
+    for the next call; n_power_iterations=0 needs the previous v. out: a
+    buffer for weight / sigma (u and v, small, are new arrays)."""
+    v_given = v
     w, W, u_arr, n, eps, dim, v = _spectral_args(weight, u, n_power_iterations, eps, dim, v)
+    out = None if out is None else check_out(out, w, contiguous=True,
+                                             inputs=(("weight", weight), ("weight", w),
+                                                     ("u", u), ("v", v_given)))
     u_new, v_new = _power_iteration(W, u_arr, n, eps, v)
     sigma = u_new @ (W @ v_new)
-    return ((w.astype(np.float64) / sigma).astype(w.dtype), u_new.astype(w.dtype),
+    return (_write(w.astype(np.float64) / sigma, out, w.dtype), u_new.astype(w.dtype),
             v_new.astype(w.dtype))
 
 
 def spectral_norm_backward(grad_output, weight, u, n_power_iterations=1, eps=1e-12, dim=0, *,
-                           v=None):
+                           v=None, out=None):
     """(grad_weight,) of spectral_norm with u and v held fixed (as torch's
-    autograd sees them: they are computed without gradient)."""
+    autograd sees them: they are computed without gradient). out: None, or
+    a 1-tuple (grad_weight,) holding a buffer or None."""
+    v_given = v
     w, W, u_arr, n, eps, dim, v = _spectral_args(weight, u, n_power_iterations, eps, dim, v)
-    gw = _grad_output(grad_output, w).astype(np.float64)
+    gw_arr = _grad_output(grad_output, w)
+    (buf,) = _grad_buffers(out, w, [("grad_weight", w.shape, w.dtype)], ("weight", weight),
+                           ("weight", w), ("u", u), ("v", v_given), ("grad_output", grad_output),
+                           ("grad_output", gw_arr))
+    gw = gw_arr.astype(np.float64)
     u_new, v_new = _power_iteration(W, u_arr, n, eps, v)
     sigma = u_new @ (W @ v_new)
     G = _as_matrix(gw, dim)
     grad = G / sigma - np.sum(G * W) / sigma ** 2 * np.outer(u_new, v_new)
     # back from the (dim first, flattened) matrix to weight's layout
     moved = np.moveaxis(w, dim, 0).shape
-    return (np.moveaxis(grad.reshape(moved), 0, dim).astype(w.dtype),)
+    return (_write(np.moveaxis(grad.reshape(moved), 0, dim), buf, w.dtype),)
 
 
 __dir__ = _public_dir(globals())  # dir(): the public names (__all__) only

@@ -22,7 +22,20 @@ what the next backward differentiates), and neither does a load_state_dict
 that raises. The backward is that of the last forward even if its input or
 the parameters were modified in place in between (the layer keeps its own
 copies); a pickled or copied layer does not carry that input.
+
+Buffers are reused across steps (NumPy arrays; CuPy's memory pool already
+recycles device memory): the forward writes its output into the previous
+forward's output array, and the backward its gradients into the previous
+backward's, when nothing but the layer still refers to that array (no
+variable, container or view of it: its reference count says so) and its
+shape and dtype fit; otherwise a new array is made. So a result the caller
+keeps is never overwritten, and a loop that drops its results
+(``y = layer(x)`` each step) reuses their memory. (Memory reached only
+through a raw pointer, e.g. ``y.ctypes.data``, is not a reference: keep the
+array itself while such a pointer is used.) The layer's private copy of the
+input is reused likewise.
 """
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -61,21 +74,48 @@ def _is_array(v):
     return isinstance(v, np.ndarray) or _backend.array_library(v) == "cupy"
 
 
-def _private_input(x):
-    """The forward's input, checked, as the layer's own C-contiguous copy.
+def _private_input(x, previous=None):
+    """The forward's input (checked) as the layer's own C-contiguous copy:
+    written into `previous` (the last forward's copy, which only the layer
+    holds) when its shape, dtype and library fit, else a new array.
 
     torch keeps a reference and a version counter, and its backward raises
     if the input was modified in place; NumPy arrays have no version counter.
     A checksum would read the input once at the forward and again at the
     backward, only to raise (a sum is cheap but misses a permutation; CRC32
-    runs slower than a memcpy). The copy costs one memcpy at the forward, the
-    functions then run on it (already C-contiguous: they copy nothing more),
-    and the backward is exact whatever happens to the caller's array or, for
-    a view, its base. It holds one input-sized buffer until the next forward,
-    as torch holds the input.
+    runs slower than a memcpy). The copy costs one memcpy at the forward (made
+    after the function ran on x, when nothing can fail any more), and the
+    backward is exact whatever happens to the caller's array or, for a view,
+    its base. It holds one input-sized buffer until the next forward, as
+    torch holds the input, and the next forward of that shape reuses it.
     """
-    x = F._float_array(x, "input", gpu=True)
+    if (type(previous) is np.ndarray and type(x) is np.ndarray and previous.shape == x.shape
+            and previous.dtype == x.dtype and not np.may_share_memory(previous, x)):
+        np.copyto(previous, x)
+        return previous
     return _backend.namespace(x).array(x, order="C")
+
+
+def _peek(d, key):
+    """d[key] if nothing but dict `d` refers to that array (no variable,
+    container or view elsewhere: a view of an array that owns its memory
+    holds it as its base), else None: the last result, free to overwrite."""
+    a = d.get(key)
+    return a if sys.getrefcount(a) <= 3 else None  # (3: d's, `a`, getrefcount's argument)
+
+
+def _buffer(previous, shape, dtype, avoid, numpy):
+    """The buffer a result is written into: `previous` (an unheld last
+    result, from _peek) if it owns its memory, fits `shape` and `dtype` and
+    shares no memory with the arrays in `avoid`; else a new array owning its
+    memory (NumPy input), or None (CuPy: the function allocates from CuPy's
+    memory pool)."""
+    if (type(previous) is np.ndarray and previous.base is None and previous.shape == shape
+            and previous.dtype == dtype and previous.flags.writeable
+            and not any(isinstance(v, np.ndarray) and np.may_share_memory(previous, v)
+                        for v in avoid)):
+        return previous
+    return np.empty(shape, dtype) if numpy else None
 
 
 def _frozen(args):
@@ -101,6 +141,7 @@ class _Layer:
         self.training = True
         self.grads = {}
         self._ctx = None
+        self._results = {}  # the last "output" and "grad_input", for reuse
 
     def train(self, mode=True):
         self.training = bool(mode)
@@ -131,6 +172,7 @@ class _Layer:
             if name != "num_batches_tracked":  # a counter: stays a host number
                 setattr(self, name, move(getattr(self, name)))
         self._ctx = None
+        self._results = {}
         return self
 
     def _check_side(self, x):
@@ -148,11 +190,21 @@ class _Layer:
     def _run(self, x, **forward_only):
         """The forward: every check (the functions') before any state changes."""
         self._check_side(x)
-        x = _private_input(x)
+        x = F._float_array(x, "input", gpu=True)
         args = self._args()
-        out, saved = self._forward_fn(x, return_saved=True, **args, **forward_only)
-        self._ctx = (x, saved, _frozen(args))
-        return out
+        out = _buffer(_peek(self._results, "output"), x.shape, x.dtype,
+                      [x] + list(args.values()), type(x) is np.ndarray)
+        y, saved = self._forward_fn(x, return_saved=True, out=out, **args, **forward_only)
+        # (the function ran on x: the private copy is made now, when nothing can fail,
+        # into the last forward's, which is no longer needed)
+        previous = None
+        if self._ctx is not None:
+            previous, self._ctx = self._ctx[0], None
+            if sys.getrefcount(previous) > 2:  # (2: `previous`, getrefcount's argument)
+                previous = None  # (held elsewhere: not the layer's alone)
+        self._ctx = (_private_input(x, previous), saved, _frozen(args))
+        self._results["output"] = y
+        return y
 
     def forward(self, x):
         return self._run(x)
@@ -160,19 +212,33 @@ class _Layer:
     def backward(self, grad_output):
         """grad_input of the last forward; the parameter gradients go to `grads`."""
         x, saved, args = self._saved_input()
-        dx, *grads = self._backward_fn(grad_output, x, saved=saved, **args)
+        avoid = [x, grad_output] + list(args.values())
+        numpy = type(x) is np.ndarray
+        bufs = [_buffer(_peek(self._results, "grad_input"), x.shape, x.dtype, avoid, numpy)]
+        # the last parameter gradients, when the caller holds neither them nor their
+        # dict (2: self.grads and getrefcount's argument)
+        old = self.grads if sys.getrefcount(self.grads) <= 2 else {}
+        for name in self._grad_names:
+            p = args.get(name)
+            bufs.append(None if p is None else
+                        _buffer(_peek(old, name), p.shape, x.dtype, avoid, numpy))
+        del old
+        dx, *grads = self._backward_fn(grad_output, x, saved=saved, out=tuple(bufs), **args)
         self._store_grads(**dict(zip(self._grad_names, grads)))
+        self._results["grad_input"] = dx
         return dx
 
     def __getstate__(self):
         """Pickles (and copies) hold parameters and buffers, not the last input."""
         state = self.__dict__.copy()
         state["_ctx"] = None
+        state["_results"] = {}
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._ctx = None  # also from a pickle that carried one
+        self._results = {}
 
     def _present(self, names):
         return [n for n in names if getattr(self, n, None) is not None]
@@ -436,12 +502,12 @@ class RMSNorm(_Layer):
                 f"elementwise_affine={self.elementwise_affine}")
 
 
-def _lrn(x, return_saved, **args):
-    return F.local_response_norm(x, **args), None  # no statistics to save
+def _lrn(x, return_saved, out=None, **args):
+    return F.local_response_norm(x, out=out, **args), None  # no statistics to save
 
 
-def _lrn_backward(grad_output, x, saved, **args):
-    return F.local_response_norm_backward(grad_output, x, **args)
+def _lrn_backward(grad_output, x, saved, out=None, **args):
+    return F.local_response_norm_backward(grad_output, x, out=out, **args)
 
 
 class LocalResponseNorm(_Layer):

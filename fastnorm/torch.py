@@ -18,7 +18,10 @@
   ``BatchNorm1d/2d/3d``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``,
   ``LocalResponseNorm``): same constructor, parameters, buffers,
   ``state_dict`` and checks; only the computation is fastnorm's. Plus
-  ``SwitchableNorm1d/2d``, which torch lacks.
+  ``SwitchableNorm1d/2d``, which torch lacks. ``LayerNorm`` and ``RMSNorm``
+  write a large output (and their input gradient) into the memory of the
+  last one when nothing refers to it any more (see ``_Buffers``): a fresh
+  allocation's page faults saved, never a tensor still in use overwritten.
 - ``patch(model)`` turns every torch norm module of a model into its fastnorm
   subclass in place (the same parameter and buffer tensors: nothing is
   copied); ``unpatch(model)`` turns them back.
@@ -36,7 +39,10 @@ on a GPU).
 
 torch is an optional dependency: ``import fastnorm`` does not import it.
 """
+import contextvars
 import math
+import threading
+import weakref
 from numbers import Real
 from typing import List, Optional, Tuple
 
@@ -224,12 +230,94 @@ class _EagerAutograd(torch.autograd.Function):
         output = impl(*args)
         setup_context(ctx, args, output)
         ctx.op = op
+        ctx.buffers = _REUSE.get()  # (the module's, for its gradients: see _Buffers)
         return output
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # double backward: an error, as the op's
     def backward(ctx, *grads):
         return (None, *_EAGER[ctx.op][2](ctx, *grads))
+
+
+# ------------------------------------------------- memory reuse (modules) ---
+# A module's large outputs (and input gradients) are written into the memory
+# of its last ones once nothing refers to them any more. The test is the
+# storage's use count: every tensor over that memory (views, tensors autograd
+# saved, .grad, the tensor behind a NumPy array or a DLPack export of it)
+# holds the storage, so when the module's own handle is the only one left,
+# the storage is exactly what the allocator would have freed at this moment,
+# and reusing it is as safe as the allocator's reuse of freed memory: it
+# only saves the page faults of a fresh allocation. The returned tensor is
+# a new tensor over that storage (its own autograd history and version
+# counter). Only plain eager calls use it (see _run): under torch.compile,
+# export or any mode, outputs are the dispatcher's.
+
+_REUSE = contextvars.ContextVar("fastnorm_buffers", default=None)
+_MODULE_BUFFERS = weakref.WeakKeyDictionary()
+REUSE_MIN_BYTES = 1 << 20  # smaller blocks: malloc recycles them without page faults
+
+
+# (a private torch function, present in the pinned torch: without it, no reuse)
+_CAN_COUNT_USES = hasattr(torch._C, "_storage_Use_Count")
+
+
+def _storage_uses(t):
+    """The use count of tensor t's storage (the temporary storage object
+    made to read it included: every call counts the same way)."""
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+class _Buffers:
+    """One module's memory for its large results, one slot per kind."""
+
+    def __init__(self):
+        self.slots = {}  # key -> (handle over the storage, use count when alone)
+        # (a module may run in several threads at once: the test and the taking
+        # of a storage are one step, or two calls could both find it free)
+        self.lock = threading.Lock()
+
+    def empty(self, key, like):
+        """A new contiguous CPU tensor of like's shape and dtype: over the
+        memory of this slot's last one when only the slot holds it, else over
+        new memory (which the slot then keeps)."""
+        nbytes = like.numel() * like.element_size()
+        if nbytes < REUSE_MIN_BYTES or not like.is_cpu or not _CAN_COUNT_USES:
+            return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        with self.lock:
+            return self._take(key, like, nbytes)
+
+    def _take(self, key, like, nbytes):
+        slot = self.slots.get(key)
+        if slot is not None:
+            handle, alone = slot
+            # (counted as when the slot was made: no storage object held meanwhile)
+            if handle.dtype == like.dtype and _storage_uses(handle) == alone:
+                storage = handle.untyped_storage()
+                if storage.nbytes() == nbytes and not storage.is_shared():
+                    return torch.empty((0,), dtype=like.dtype).set_(storage, 0, like.shape)
+        out = torch.empty(like.shape, dtype=like.dtype)
+        handle = torch.empty((0,), dtype=like.dtype).set_(out.untyped_storage(), 0,
+                                                           (like.numel(),))
+        self.slots[key] = (handle, _storage_uses(handle) - 1)  # (- 1: `out`)
+        return out
+
+
+def _module_buffers(module):
+    buffers = _MODULE_BUFFERS.get(module)
+    if buffers is None:
+        buffers = _MODULE_BUFFERS[module] = _Buffers()
+    return buffers
+
+
+def _with_buffers(buffers, fn, *args):
+    """fn(*args) with `buffers` (None: as it is) for the outputs it makes."""
+    if buffers is None:
+        return fn(*args)
+    token = _REUSE.set(buffers)
+    try:
+        return fn(*args)
+    finally:
+        _REUSE.reset(token)
 
 
 # autograd.Function.apply without its Python layer (default arguments of a
@@ -264,18 +352,22 @@ def _plain_eager(args):
     return True, needs_grad and torch.is_grad_enabled()
 
 
-def _run(op, *args):
+def _run(op, *args, owner=None, buffers=None):
     """op(*args), straight to its implementation when nothing but plain eager
     execution sees the call (see _plain_eager); everything else gets the
-    dispatcher."""
+    dispatcher, and reuses no buffers. owner: the module whose buffers a
+    plain eager call may reuse (see _Buffers), or `buffers` themselves (a
+    module's backward: its forward's)."""
     plain, needs_grad = _plain_eager(args)
     if not plain:
         return op(*args)
+    if owner is not None:
+        buffers = _module_buffers(owner)
     if needs_grad:
         if _EAGER[op][1] is None:  # a backward op, differentiated: torch's clear error
             return op(*args)
-        return _eager_apply(op, *args)
-    return _EAGER[op][0](*args)
+        return _with_buffers(buffers, _eager_apply, op, *args)
+    return _with_buffers(buffers, _EAGER[op][0], *args)
 
 
 # ------------------------------------------------------ layer / rms norm ---
@@ -339,7 +431,8 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     if ops is None:
         return None
     n_rows = input.numel() // n
-    out = torch.empty_like(input)
+    buffers = _REUSE.get()
+    out = torch.empty_like(input) if buffers is None else buffers.empty("output", input)
     mean = torch.empty(n_rows, dtype=torch.float64)
     rstd = torch.empty(n_rows, dtype=torch.float64)
     ops.row_norm_forward_into(input.data_ptr(), n_rows, n,
@@ -400,7 +493,8 @@ def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, 
     ops = _backend.numpy_ops()
     if ops is None:
         return None
-    dx = _empty_like(input)
+    buffers = _REUSE.get()  # (a module's: see _Buffers)
+    dx = _empty_like(input) if buffers is None else buffers.empty("grad_input", input)
     if weight is not None or (want_bias and not rms):  # (the kernel gives both or neither)
         dw, db = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
         dw_at, db_at = dw.data_ptr(), db.data_ptr()
@@ -431,10 +525,15 @@ def _row_norm_backward(grad_output: Tensor, input: Tensor, normalized_shape: Lis
     b_dtype = np.float32 if x.dtype.itemsize == 2 else x.dtype
     b = _backend.namespace(x).zeros(shape, b_dtype) if want_bias and not rms else None
     saved = F.SavedStats(_array(mean, torch.float64), _array(rstd, torch.float64))
+    buffers, dx_t = _REUSE.get(), None
+    if buffers is not None and input.is_cpu and input.dtype in (torch.float32, torch.float64):
+        dx_t = buffers.empty("grad_input", input)  # (a module's: see _Buffers)
+    out = None if dx_t is None else (dx_t.numpy(),) + (None,) * (1 if rms else 2)
     # (eps: unused, the saved statistics are given)
-    dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16)
+    dx, dw, db = F._row_norm_backward(dy, x, shape, w, b, 0.0, rms, saved, bfloat16=bf16,
+                                      out=out)
     param_dtype = weight.dtype if weight is not None else input.dtype
-    return (_from_array(dx, input.dtype),
+    return (_from_array(dx, input.dtype) if dx_t is None else dx_t,
             _nothing(input) if dw is None else _tensor(dw, param_dtype),
             _nothing(input) if db is None else _tensor(db, param_dtype))
 
@@ -457,7 +556,8 @@ def _row_norm_setup(ctx, inputs, output):
 def _row_norm_grad(ctx, grad_output, _grad_mean, _grad_rstd):
     input, weight, mean, rstd = ctx.saved_tensors
     dx, dw, db = _run(_row_norm_backward, grad_output, input, ctx.normalized_shape, weight,
-                      mean, rstd, ctx.has_bias, ctx.rms)
+                      mean, rstd, ctx.has_bias, ctx.rms,
+                      buffers=getattr(ctx, "buffers", None))  # (a module's: _EagerAutograd)
     return (dx, None, dw if weight is not None else None, db if ctx.has_bias else None,
             None, None)
 
@@ -481,14 +581,15 @@ _grad_enabled = torch.is_grad_enabled
 _empty_like = torch.empty_like
 
 
-def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms):
+def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner):
     """The output of the common inference call, or None for the general
     path: plain eager execution (see _plain_eager) that autograd need not
     record, on a contiguous float32/float64 CPU tensor normalized over its
     last dimension, weight and bias None or contiguous CPU tensors of that
     size and dtype. No statistics are saved. Every check of the general path
     holds for it by construction; they are made in as few steps as possible,
-    as they cost more than a small call's kernel."""
+    as they cost more than a small call's kernel. owner: the module whose
+    buffers the output may reuse (see _Buffers), or None."""
     if type(input) not in _PLAIN or type(eps) is not float or _is_compiling() \
             or _torch_function_mode() or _dispatch_modes() or _functorch_transforms():
         return None
@@ -509,7 +610,7 @@ def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms):
     ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
     if ops is None:
         return None
-    out = _empty_like(input)
+    out = _empty_like(input) if owner is None else _module_buffers(owner).empty("output", input)
     ops.row_norm_forward_into(input.data_ptr(), input.numel() // n, n,
                               0 if weight is None else weight.data_ptr(),
                               0 if bias is None else bias.data_ptr(), eps, rms, is_double,
@@ -517,11 +618,12 @@ def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms):
     return out
 
 
-def _row_norm_call(input, normalized_shape, weight, bias, eps, rms):
-    out = _row_norm_inference(input, normalized_shape, weight, bias, eps, rms)
+def _row_norm_call(input, normalized_shape, weight, bias, eps, rms, owner=None):
+    """layer_norm (rms_norm: rms) of a function or (owner) a module."""
+    out = _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner)
     if out is None:
         out = _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
-                   _real(eps, "eps"), rms)[0]
+                   _real(eps, "eps"), rms, owner=owner)[0]
     return out
 
 
@@ -530,13 +632,18 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return _row_norm_call(input, normalized_shape, weight, bias, eps, False)
 
 
+def _rms_eps(input, eps):
+    """rms_norm's eps; None: the machine epsilon of the input's dtype, as torch's."""
+    if eps is None:
+        return torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
+            input.is_floating_point() else 0.0
+    return eps
+
+
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """torch.nn.functional.rms_norm on fastnorm's kernels (eps=None: the
     machine epsilon of the input's dtype, as torch's)."""
-    if eps is None:
-        eps = torch.finfo(input.dtype).eps if isinstance(input, Tensor) and \
-            input.is_floating_point() else 0.0
-    return _row_norm_call(input, normalized_shape, weight, None, eps, True)
+    return _row_norm_call(input, normalized_shape, weight, None, _rms_eps(input, eps), True)
 
 
 # ------------------------------------------------------------ running stats ---
@@ -993,14 +1100,16 @@ class LayerNorm(nn.LayerNorm):
     """torch.nn.LayerNorm computed by fastnorm."""
 
     def forward(self, input):
-        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return _row_norm_call(input, self.normalized_shape, self.weight, self.bias, self.eps,
+                              False, owner=self)
 
 
 class RMSNorm(nn.RMSNorm):
     """torch.nn.RMSNorm computed by fastnorm."""
 
     def forward(self, input):
-        return rms_norm(input, self.normalized_shape, self.weight, self.eps)
+        return _row_norm_call(input, self.normalized_shape, self.weight, None,
+                              _rms_eps(input, self.eps), True, owner=self)
 
 
 class _FastBatchNorm:

@@ -466,3 +466,47 @@ def test_arrays_of_one_call_on_different_gpus_are_refused(rng, monkeypatch):
         pytest.skip("needs a second GPU")
     with pytest.raises(TypeError, match="different GPUs"):
         F.layer_norm(x, (4,), w)
+
+
+# ------------------------------------------------------------- out= buffers ---
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm", "batch_norm", "group_norm",
+                                "local_response_norm", "normalize"])
+def test_out_buffers_on_the_device(rng, dtype, op):
+    """out= takes a CuPy array of the result's shape and dtype, written on the
+    device (the allocating call's result) and returned; host buffers are
+    refused. Gradient buffers likewise."""
+    shape = (3, 4, 6)
+    x = cp.asarray(rng.standard_normal(shape).astype(dtype))
+    dy = cp.asarray(rng.standard_normal(shape).astype(dtype))
+    w = cp.asarray(rng.standard_normal(6 if op in ("layer_norm", "rms_norm") else 4)
+                   .astype(dtype))
+    fwd, bwd, n_grads = {
+        "layer_norm": (lambda **kw: F.layer_norm(x, 6, w, **kw),
+                       lambda **kw: F.layer_norm_backward(dy, x, 6, w, **kw), 3),
+        "rms_norm": (lambda **kw: F.rms_norm(x, 6, w, **kw),
+                     lambda **kw: F.rms_norm_backward(dy, x, 6, w, **kw), 2),
+        "batch_norm": (lambda **kw: F.batch_norm(x, None, None, w, None, True, **kw),
+                       lambda **kw: F.batch_norm_backward(dy, x, None, None, w, None, True,
+                                                          **kw), 3),
+        "group_norm": (lambda **kw: F.group_norm(x, 2, w, **kw),
+                       lambda **kw: F.group_norm_backward(dy, x, 2, w, **kw), 3),
+        "local_response_norm": (lambda **kw: F.local_response_norm(x, 3, **kw),
+                                lambda **kw: F.local_response_norm_backward(dy, x, 3, **kw), 1),
+        "normalize": (lambda **kw: F.normalize(x, **kw),
+                      lambda **kw: F.normalize_backward(dy, x, **kw), 1),
+    }[op]
+    out = cp.full(shape, np.nan, dtype)
+    assert fwd(out=out) is out
+    np.testing.assert_array_equal(on_device(out), on_device(fwd()))
+    with pytest.raises(TypeError, match="out must be a CuPy array"):
+        fwd(out=np.empty(shape, dtype))
+    with pytest.raises(ValueError, match="out shares memory with input"):
+        fwd(out=x)
+    bufs = (cp.full(shape, np.nan, dtype),) + (None,) * (n_grads - 1)
+    got, ref = bwd(out=bufs), bwd()
+    assert got[0] is bufs[0]
+    np.testing.assert_array_equal(on_device(got[0]), on_device(ref[0]))
+    with pytest.raises(TypeError, match=r"out\[0\] \(grad_input\) must be a CuPy array"):
+        bwd(out=(np.empty(shape, dtype),) + (None,) * (n_grads - 1))

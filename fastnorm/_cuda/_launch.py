@@ -158,13 +158,27 @@ def elementwise_shape(n, dtype):
 
 # ------------------------------------------------------------- row norms ---
 
-def row_norm_forward(X, weight, bias, eps, rms):
+def _into(buffer, shape, dtype, what):
+    """The given output buffer (checked: the kernels index it as C-contiguous
+    `shape`), or a new array."""
+    if buffer is None:
+        return _alloc(shape, dtype)
+    _check(buffer, what, dtype)
+    if buffer.shape != tuple(shape):
+        raise ValueError(f"{what} has shape {buffer.shape}, expected {tuple(shape)}")
+    return buffer
+
+
+def row_norm_forward(X, weight, bias, eps, rms, out=None):
     """layer_norm (rms: rms_norm) of each row of 2-D X: (out, mean, rstd),
-    the statistics in the accumulation dtype (mean 0 for rms)."""
+    the statistics in the accumulation dtype (mean 0 for rms). out: None or
+    a C-contiguous array of X's shape and dtype, written in place (here and
+    below; dX for the gradients)."""
     _check(X, "X")
     n_rows, n = X.shape
     acc = _acc(X.dtype)
-    out, mean, rstd = _alloc(X.shape, X.dtype), _alloc(n_rows, acc), _alloc(n_rows, acc)
+    out = _into(out, X.shape, X.dtype, "out")
+    mean, rstd = _alloc(n_rows, acc), _alloc(n_rows, acc)
     if n_rows == 0 or n == 0:
         return out, mean, rstd
     k = _kernel("row_norms", "layer_norm_fwd", X.dtype)
@@ -175,7 +189,7 @@ def row_norm_forward(X, weight, bias, eps, rms):
     return out, mean, rstd
 
 
-def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, dX=None):
     """(dX, dw, db) of row_norm_forward; dw and db float64 (None unless wanted)."""
     _check(X, "X")
     _check(dY, "dY", X.dtype)
@@ -187,7 +201,7 @@ def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
         _check(a, what, acc)
         if a.size != n_rows:
             raise ValueError(f"{what}: {a.size} elements for {n_rows} rows")
-    dX = _alloc(X.shape, X.dtype)
+    dX = _into(dX, X.shape, X.dtype, "dX")
     dw = _alloc(n, np.float64) if want_dw else None
     db = _alloc(n, np.float64) if want_db else None
     if n == 0:
@@ -352,11 +366,11 @@ def channel_dot_sums(dY3, X3, shift):
     return sdy, sdyx
 
 
-def channel_affine(X3, shift, scale, offset):
+def channel_affine(X3, shift, scale, offset, out=None):
     """(X3 - shift) * scale + offset, coefficients broadcast to (A, K)."""
     _check(X3, "X3")
     n_a, B, K = X3.shape
-    out = _alloc(X3.shape, X3.dtype)
+    out = _into(out, X3.shape, X3.dtype, "out")
     if X3.size:
         acc = _acc(X3.dtype)
         grid, block = elementwise_shape(X3.size, X3.dtype)
@@ -366,12 +380,12 @@ def channel_affine(X3, shift, scale, offset):
     return out
 
 
-def channel_backward(dY3, X3, shift, p, q, r):
+def channel_backward(dY3, X3, shift, p, q, r, dX=None):
     """dY3 * p + (X3 - shift) * q + r, coefficients broadcast to (A, K)."""
     _check(X3, "X3")
     _same_shape(dY3, X3)
     n_a, B, K = X3.shape
-    dX = _alloc(X3.shape, X3.dtype)
+    dX = _into(dX, X3.shape, X3.dtype, "dX")
     if X3.size:
         acc = _acc(X3.dtype)
         grid, block = elementwise_shape(X3.size, X3.dtype)
@@ -381,10 +395,10 @@ def channel_backward(dY3, X3, shift, p, q, r):
     return dX
 
 
-def lrn_forward(X3, size, alpha, beta, k):
+def lrn_forward(X3, size, alpha, beta, k, out=None):
     """Local response norm across axis 1 of X3 (N, C, S)."""
     _check(X3, "X3")
-    out = _alloc(X3.shape, X3.dtype)
+    out = _into(out, X3.shape, X3.dtype, "out")
     if X3.size:
         grid, block = elementwise_shape(X3.size, X3.dtype)
         _kernel("channels", "lrn_forward", X3.dtype)(
@@ -393,11 +407,11 @@ def lrn_forward(X3, size, alpha, beta, k):
     return out
 
 
-def lrn_backward(dY3, X3, size, alpha, beta, k):
+def lrn_backward(dY3, X3, size, alpha, beta, k, dX=None):
     """Input gradient of lrn_forward."""
     _check(X3, "X3")
     _same_shape(dY3, X3)
-    dX = _alloc(X3.shape, X3.dtype)
+    dX = _into(dX, X3.shape, X3.dtype, "dX")
     if X3.size:
         grid, block = elementwise_shape(X3.size, X3.dtype)
         _kernel("channels", "lrn_backward", X3.dtype)(

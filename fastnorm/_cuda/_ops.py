@@ -110,11 +110,11 @@ def affine(X, axis, shift, scale, offset, out):
     return bool(int(has_inf))
 
 
-def row_norm_forward(X, weight, bias, eps, rms):
-    return _launch.row_norm_forward(_cupy().ascontiguousarray(X), weight, bias, eps, rms)
+def row_norm_forward(X, weight, bias, eps, rms, out=None):
+    return _launch.row_norm_forward(_cupy().ascontiguousarray(X), weight, bias, eps, rms, out)
 
 
-def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
+def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, dX=None):
     """As fastnorm._cpu's; the statistics may come in any float dtype (the
     kernels take them in the accumulation dtype, which the forward returns)."""
     cp = _cupy()
@@ -122,7 +122,7 @@ def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db):
     return _launch.row_norm_backward(cp.ascontiguousarray(dY), cp.ascontiguousarray(X), weight,
                                      cp.ascontiguousarray(mean, dtype=acc),
                                      cp.ascontiguousarray(rstd, dtype=acc), rms, want_dw,
-                                     want_db)
+                                     want_db, dX)
 
 
 def channel_moments(X3):
@@ -146,24 +146,24 @@ def channel_dot_sums(dY3, X3, shift):
     return _launch.channel_dot_sums(cp.ascontiguousarray(dY3), cp.ascontiguousarray(X3), shift)
 
 
-def channel_affine(X3, shift, scale, offset):
-    return _launch.channel_affine(_cupy().ascontiguousarray(X3), shift, scale, offset)
+def channel_affine(X3, shift, scale, offset, out=None):
+    return _launch.channel_affine(_cupy().ascontiguousarray(X3), shift, scale, offset, out)
 
 
-def channel_backward(dY3, X3, shift, p, q, r):
+def channel_backward(dY3, X3, shift, p, q, r, dX=None):
     cp = _cupy()
     return _launch.channel_backward(cp.ascontiguousarray(dY3), cp.ascontiguousarray(X3),
-                                    shift, p, q, r)
+                                    shift, p, q, r, dX)
 
 
-def lrn_forward(X3, size, alpha, beta, k):
-    return _launch.lrn_forward(_cupy().ascontiguousarray(X3), size, alpha, beta, k)
+def lrn_forward(X3, size, alpha, beta, k, out=None):
+    return _launch.lrn_forward(_cupy().ascontiguousarray(X3), size, alpha, beta, k, out)
 
 
-def lrn_backward(dY3, X3, size, alpha, beta, k):
+def lrn_backward(dY3, X3, size, alpha, beta, k, dX=None):
     cp = _cupy()
     return _launch.lrn_backward(cp.ascontiguousarray(dY3), cp.ascontiguousarray(X3), size,
-                                alpha, beta, k)
+                                alpha, beta, k, dX)
 
 
 # ------------------------------------------------- sparse (cupyx.scipy.sparse) ---
