@@ -344,7 +344,9 @@ def float32_to_half(X, *, bfloat16=False):
 # does, with float32 weight and bias; outputs in X3's dtype.
 
 def _coef(c, shape):
-    return np.ascontiguousarray(np.broadcast_to(c, shape), dtype=np.float64)
+    if getattr(c, "shape", None) != shape:  # (already in shape: no broadcast view)
+        c = np.broadcast_to(c, shape)
+    return np.ascontiguousarray(c, dtype=np.float64)
 
 
 def _channel_storage(X3, bfloat16, *others, passes=1):

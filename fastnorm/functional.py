@@ -82,6 +82,24 @@ def _float_array(x, name, *, keep_byte_order=False, gpu=False):
     native byte order (a copy), unless keep_byte_order (for an array updated
     in place). gpu: a CuPy x stays on its device, float16 included (the GPU
     kernels take it); otherwise CuPy input is a NotImplementedError."""
+    if type(x) is np.ndarray and _backend.numpy_ops() is not None:
+        arr = x  # a plain ndarray on the CPU backend: what the checks below pass
+    else:
+        arr = _float_array_of(x, name, gpu)
+        if not isinstance(arr, np.ndarray):
+            return arr  # CuPy, checked
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real float32 or float64 "
+                        "arrays can be normalized")
+    native = arr.dtype.newbyteorder("=")
+    if native not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {arr.dtype}")
+    return arr if keep_byte_order or arr.dtype == native else arr.astype(native)
+
+
+def _float_array_of(x, name, gpu):
+    """_float_array's checks of anything but a plain NumPy array on the CPU
+    backend: the CuPy array itself (checked), or x as a NumPy array."""
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     if _backend.is_sparse(x):  # SciPy's or CuPy's
@@ -95,14 +113,7 @@ def _float_array(x, name, *, keep_byte_order=False, gpu=False):
             raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype "
                             f"{x.dtype}")
         return x
-    arr = np.asarray(x)
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name} has complex dtype {arr.dtype}; only real float32 or float64 "
-                        "arrays can be normalized")
-    native = arr.dtype.newbyteorder("=")
-    if native not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {arr.dtype}")
-    return arr if keep_byte_order or arr.dtype == native else arr.astype(native)
+    return np.asarray(x)
 
 
 def _normalized_shape(normalized_shape, x):
@@ -135,6 +146,8 @@ def _eps(eps, dtype, name="eps", allow_none=False):
     eps is unusual (the variance plus eps may be negative: NaN results, as
     torch's), not refused. None (allow_none: rms_norm's default) is the
     dtype's machine epsilon."""
+    if type(eps) is float:
+        return eps
     if eps is None and allow_none:
         return float(np.finfo(dtype).eps)
     if not isinstance(eps, Real):
@@ -205,7 +218,8 @@ def _check_saved(saved, shape):
     stats = []
     for name in ("mean", "rstd"):
         value = getattr(saved, name)
-        if _backend.array_library(value) == "cupy":  # a GPU forward's, in its own dtype
+        if type(value) is not np.ndarray and _backend.array_library(value) == "cupy":
+            # a GPU forward's, in its own dtype
             if value.shape != shape:
                 raise ValueError(f"saved.{name} holds statistics of shape {value.shape}, "
                                  f"this input needs {shape}")
@@ -436,11 +450,18 @@ def rms_norm_backward(grad_output, input, normalized_shape, weight=None, eps=Non
 LAYOUTS = ("NCHW", "NHWC")
 
 
+def _one_library(x, arr, name):
+    """Refuse NumPy and CuPy arrays mixed in one call (the arrays' library
+    checked already: two plain NumPy arrays need nothing more)."""
+    if type(x) is not np.ndarray or type(arr) is not np.ndarray:
+        _backend.ops_for(x, arr, name=name)
+
+
 def _grad_output(grad_output, x, half=None):
     """grad_output, of input x's shape and dtype (16-bit input: see _half_input)."""
     dy = _half_input(grad_output, half == "bfloat16", "grad_output")[0] if half else \
         _float_array(grad_output, "grad_output", gpu=True)
-    _backend.ops_for(x, dy, name="grad_output")
+    _one_library(x, dy, "grad_output")
     if dy.shape != x.shape or dy.dtype != x.dtype:
         raise ValueError(f"grad_output must have input's shape {x.shape} and dtype {x.dtype}, "
                          f"got {dy.shape} {dy.dtype}")
@@ -462,18 +483,20 @@ class _Channels:
                     else f"at least {min_ndim}-D")
             raise ValueError(f"{name} must be {want} (N, C, ...), got shape {x.shape}")
         self.shape = x.shape
-        self.xp = _backend.namespace(x)  # NumPy, or CuPy on the GPU
-        self.ops = _backend.ops_for(x)
+        # NumPy, or CuPy on the GPU (x checked: a plain ndarray is the CPU's)
+        plain = type(x) is np.ndarray
+        self.xp = np if plain else _backend.namespace(x)
+        self.ops = (plain and _backend.numpy_ops()) or _backend.ops_for(x)
         # 16-bit storage (_half_input): the kernels are told bfloat16's
         self.half = half
         self.kw = {"bfloat16": True} if half == "bfloat16" else {}
         self.channels_last = layout == "NHWC" and x.ndim > 2
         if self.channels_last:
             self.N, self.C = x.shape[0], x.shape[-1]
-            self.S = int(np.prod(x.shape[1:-1]))
+            self.S = math.prod(x.shape[1:-1])
         else:
             self.N, self.C = x.shape[:2]
-            self.S = int(np.prod(x.shape[2:]))
+            self.S = math.prod(x.shape[2:])
         # 2-D (N, C) is the same in both layouts: channels-last needs no reshape
         self.pooled = pooled and (self.channels_last or x.ndim == 2)
         self.X3 = self.view(x)
@@ -489,7 +512,11 @@ class _Channels:
     def coef(self, c):
         """An (N, C)-broadcastable coefficient in the kernels' (A, K) shape."""
         rows = 1 if self.pooled else self.N
-        c = self.xp.broadcast_to(self.xp.asarray(c, dtype=np.float64), (rows, self.C))
+        c = self.xp.asarray(c, dtype=np.float64)
+        if c.shape != (rows, self.C):  # (C,) or a scalar: built in the kernel's shape
+            full = self.xp.empty((rows, self.C))
+            full[...] = c
+            c = full
         return c if (self.pooled or self.channels_last or len(self.shape) == 2) \
             else c.reshape(rows * self.C, 1)
 
@@ -588,7 +615,9 @@ class _Channels:
 
 def _merge(mean, m2, count, axis):
     """Chan's merge of equal-count moments along `axis`: (mean, M2)."""
-    m = mean.mean(axis=axis, keepdims=True)
+    # (NumPy's mean: the sum divided by the count, without its Python layer)
+    m = mean.sum(axis=axis, keepdims=True) / mean.shape[axis] if type(mean) is np.ndarray \
+        else mean.mean(axis=axis, keepdims=True)
     return m, m2.sum(axis=axis, keepdims=True) + count * ((mean - m) ** 2).sum(
         axis=axis, keepdims=True)
 
@@ -603,13 +632,16 @@ def _channel_param(p, name, C, x, in_place=False, half=None):
     if half is not None:
         return _half_param(p, name, (C,), half, "the number of channels", in_place)
     arr = _float_array(p, name, keep_byte_order=in_place, gpu=True)
-    _backend.ops_for(x, arr, name=name)  # one library
+    _one_library(x, arr, name)
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},) (the number of channels), "
                          f"got {arr.shape}")
     if arr.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
-    return arr if in_place else _backend.namespace(arr).ascontiguousarray(arr)
+    if in_place:
+        return arr
+    return np.ascontiguousarray(arr) if type(arr) is np.ndarray else \
+        _backend.namespace(arr).ascontiguousarray(arr)
 
 
 def _running(p, name, C, x, half=None):
@@ -637,6 +669,8 @@ def _momentum(momentum, num_batches_tracked=None):
                              "the number of batches seen including this one (>= 1), got "
                              f"{num_batches_tracked!r}")
         return 1.0 / num_batches_tracked
+    if type(momentum) is float:
+        return momentum
     if not isinstance(momentum, Real):
         raise TypeError(f"momentum must be a float, got {momentum!r}")
     return float(momentum)
@@ -670,6 +704,9 @@ def _channel_grad_buffers(out, x, grad_output, dy, weight, bias, *arrays, half=N
     """The (grad_input, grad_weight, grad_bias) buffers of a channel norm's
     backward (see _grad_buffers); a parameter's gradient has x's dtype, or
     beside 16-bit input (half) the parameter's own."""
+    if out is None:  # (nothing to check)
+        return [None, None, None]
+
     def param_dtype(p):
         return x.dtype if half is None else np.asarray(p).dtype
     specs = [("grad_input", x.shape, x.dtype),
@@ -765,8 +802,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
     rstd = _rstd(var, eps)
     if y is None:
-        y = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp),
-                      out=out)
+        y = ch.affine(mean, _scale(rstd, w), 0.0 if b is None else b, out=out)
     return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
@@ -835,21 +871,31 @@ def _group_stats(ch, G):
     return mean[..., 0], m2[..., 0] / (size * ch.S)
 
 
+def _expand(a, size):
+    """Per-(sample, group) (N, G) values per (sample, channel), (N, G * size)."""
+    return a if size == 1 else np.repeat(a, size, axis=1)
+
+
+def _scale(rstd, w):
+    """rstd * weight (no weight: rstd, which times ones it equals)."""
+    return rstd if w is None else rstd * w.astype(np.float64)
+
+
 def _group_forward(ch, G, w, b, eps, out=None):
-    """(out, mean, biased var) of the per-(sample, group) normalization;
-    statistics (N, G). out: the caller's buffer or None."""
+    """(out, mean, biased var, rstd) of the per-(sample, group)
+    normalization; statistics (N, G). out: the caller's buffer or None."""
     if ch.N * ch.C * ch.S == 0:
         mean, var = _group_stats(ch, G)
-        return ch.empty(out), mean, var
+        return ch.empty(out), mean, var, _rstd(var, eps)
     if ch.fusable(G):
-        return ch.fused_forward(G, w, b, eps, out=out)
+        y, mean, var = ch.fused_forward(G, w, b, eps, out=out)
+        return y, mean, var, _rstd(var, eps)
     mean, var = _group_stats(ch, G)
     rstd = _rstd(var, eps)
     size = ch.C // G
-    y = ch.affine(np.repeat(mean, size, axis=1),
-                  np.repeat(rstd, size, axis=1) * _ones_if_none(w, ch.C, ch.xp),
-                  _zeros_if_none(b, ch.C, ch.xp), out=out)
-    return y, mean, var
+    y = ch.affine(_expand(mean, size), _scale(_expand(rstd, size), w),
+                  0.0 if b is None else b, out=out)
+    return y, mean, var, rstd
 
 
 def _group_backward(ch, dy, G, mean, rstd, w, dx=None):
@@ -859,19 +905,19 @@ def _group_backward(ch, dy, G, mean, rstd, w, dx=None):
     if ch.N * ch.C * ch.S == 0:  # sums over no values: zero gradients
         return ch.empty(dx), ch.xp.zeros(ch.C), ch.xp.zeros(ch.C)
     size = ch.C // G
-    expand = (lambda a: np.repeat(a, size, axis=1))  # (N, G) -> (N, C)
     if ch.fusable(G):
         dx, sdy, sdyx = ch.fused_backward(dy, G, w, mean, rstd, dx=dx)
-        return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
+        return dx, (_expand(rstd, size) * sdyx).sum(axis=0), sdy.sum(axis=0)
     wd = _ones_if_none(w, ch.C, ch.xp)
-    sdy, sdyx = ch.dot_sums(dy, expand(mean))
+    mean_c, rstd_c = _expand(mean, size), _expand(rstd, size)  # (N, G) -> (N, C)
+    sdy, sdyx = ch.dot_sums(dy, mean_c)
     count = size * ch.S
     sum_g = (sdy * wd).reshape(ch.N, G, size).sum(axis=2)
     sum_gx = (sdyx * wd).reshape(ch.N, G, size).sum(axis=2)
-    q = expand(-rstd ** 3 * sum_gx / count)
-    r = expand(-rstd * sum_g / count)
-    dx = ch.backward(dy, expand(mean), expand(rstd) * wd, q, r, dx=dx)
-    return dx, (expand(rstd) * sdyx).sum(axis=0), sdy.sum(axis=0)
+    q = _expand(-rstd ** 3 * sum_gx / count, size)
+    r = _expand(-rstd * sum_g / count, size)
+    dx = ch.backward(dy, mean_c, rstd_c * wd, q, r, dx=dx)
+    return dx, (rstd_c * sdyx).sum(axis=0), sdy.sum(axis=0)
 
 
 def _group_norm_args(input, num_groups, weight, bias, eps, layout):
@@ -897,8 +943,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, layout="N
     module's docstring."""
     x, ch, G, w, b, eps = _group_norm_args(input, num_groups, weight, bias, eps, layout)
     out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias))
-    y, mean, var = _group_forward(ch, G, w, b, eps, out=out)
-    rstd = _rstd(var, eps)
+    y, mean, _, rstd = _group_forward(ch, G, w, b, eps, out=out)
     return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
@@ -962,16 +1007,14 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     out = _out_buffer(out, x, input, ("weight", weight), ("bias", bias),
                       ("running_mean", running_mean), ("running_var", running_var))
     if use_input_stats:
-        y, mean, var = _group_forward(ch, ch.C, w, b, eps, out=out)
-        rstd = _rstd(var, eps)
+        y, mean, var, rstd = _group_forward(ch, ch.C, w, b, eps, out=out)
         if rm is not None and ch.N * ch.S > 0:  # no values: left as they are, as torch
             rm[...] = (1 - m) * rm + m * mean.mean(axis=0)
             rv[...] = (1 - m) * rv + m * (var * (ch.S / (ch.S - 1))).mean(axis=0)
     else:
         mean = np.broadcast_to(rm.astype(np.float64), (ch.N, ch.C))
         rstd = np.broadcast_to(_rstd(rv.astype(np.float64), eps), (ch.N, ch.C))
-        y = ch.affine(mean, rstd * _ones_if_none(w, ch.C, ch.xp), _zeros_if_none(b, ch.C, ch.xp),
-                      out=out)
+        y = ch.affine(mean, _scale(rstd, w), 0.0 if b is None else b, out=out)
     return (y, SavedStats(mean, rstd)) if return_saved else y
 
 
