@@ -76,6 +76,9 @@ __all__ = [
 
 # ---------------------------------------------------------------- checks ---
 
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float_array(x, name, *, keep_byte_order=False, gpu=False):
     """x as a NumPy float32/float64 array (as torch, integers and complex
     numbers are refused). Byte-swapped floats are floats: they come back in
@@ -88,6 +91,8 @@ def _float_array(x, name, *, keep_byte_order=False, gpu=False):
         arr = _float_array_of(x, name, gpu)
         if not isinstance(arr, np.ndarray):
             return arr  # CuPy, checked
+    if arr.dtype in _NATIVE_FLOATS:
+        return arr
     if arr.dtype.kind == "c":
         raise TypeError(f"{name} has complex dtype {arr.dtype}; only real float32 or float64 "
                         "arrays can be normalized")
@@ -636,7 +641,7 @@ def _channel_param(p, name, C, x, in_place=False, half=None):
     if arr.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},) (the number of channels), "
                          f"got {arr.shape}")
-    if arr.dtype.newbyteorder("=") != dtype:
+    if arr.dtype != dtype and arr.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but input has {dtype}; they must match")
     if in_place:
         return arr
