@@ -878,7 +878,7 @@ def _group_stats(ch, G):
 
 def _expand(a, size):
     """Per-(sample, group) (N, G) values per (sample, channel), (N, G * size)."""
-    return a if size == 1 else np.repeat(a, size, axis=1)
+    return a if size == 1 else a.repeat(size, axis=1)
 
 
 def _scale(rstd, w):
