@@ -1,11 +1,23 @@
 """Out-of-core fitting on one machine: partial_fit over row chunks.
 
 The source is read one chunk at a time, so memory stays bounded by the chunk
-size, not the data size. For a numpy.memmap shared with its file (modes
-"r", "r+", "w+") the pages of a chunk are released from the process once it
-is fitted (the file stays in the page cache, so a second pass is fast, but
-the resident set does not grow to the file's size).
+size, not the data size. Reading and fitting overlap (double buffering): a
+background thread reads chunk k+1 while the kernels (which release the GIL)
+fit chunk k, so at most two chunks are in flight. For a numpy.memmap,
+reading chunk k+1 is mapping its pages (MADV_POPULATE_READ: one call maps
+what is in the page cache and reads the rest from the file, instead of a
+page fault every few pages in the kernel's loops); for other arrays (h5py,
+zarr, ...) it is the row slice; for an iterable of chunks, its next item.
+For a numpy.memmap shared with its file (modes "r", "r+", "w+") the pages of
+a chunk are released from the process once it is fitted (the file stays in
+the page cache, so a second pass is fast, but the resident set does not grow
+to the file's size).
 """
+import concurrent.futures
+import contextlib
+import ctypes
+import ctypes.util
+import errno
 import mmap
 import numbers
 
@@ -34,6 +46,92 @@ def _release_pages(X, chunk):
     end = start + chunk.nbytes
     start -= start % mmap.PAGESIZE
     buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+
+# madvise(2) advice that maps a range's pages (reading those not in the page
+# cache) in one call; Linux >= 5.14, and not in Python's mmap module.
+MADV_POPULATE_READ = 22
+_madvise = None  # libc's madvise through ctypes (which releases the GIL), or False
+
+
+def _libc_madvise():
+    global _madvise
+    if _madvise is None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            fn = libc.madvise
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _madvise = fn
+        except (OSError, AttributeError):  # no libc madvise (not a POSIX system)
+            _madvise = False
+    return _madvise
+
+
+_populate_ok = True  # until the kernel refuses MADV_POPULATE_READ (EINVAL: Linux < 5.14)
+
+
+def _map_pages(chunk):
+    """Map the memmap pages behind `chunk` (a row slice), reading what the
+    page cache lacks, on the calling thread (the prefetch thread), so the
+    kernel that fits it finds them mapped. Advice only: failures are ignored
+    (the kernel's page faults still read the data); MADV_WILLNEED (readahead)
+    where MADV_POPULATE_READ is not known."""
+    global _populate_ok
+    madvise = _libc_madvise()
+    if not madvise or not chunk.size:
+        return
+    start = chunk.ctypes.data
+    end = start + chunk.nbytes
+    start -= start % mmap.PAGESIZE
+    if _populate_ok:
+        if madvise(start, end - start, MADV_POPULATE_READ) == 0:
+            return
+        if ctypes.get_errno() != errno.EINVAL:  # e.g. EFAULT, an I/O error: the kernel will say
+            return
+        _populate_ok = False
+    madvise(start, end - start, mmap.MADV_WILLNEED)
+
+
+class _Prefetcher:
+    """Items of `read` (a callable; StopIteration ends) in order, each read on
+    a background thread while the caller works on the previous one: at most
+    two items alive, the caller's and the next. An exception of `read` is
+    raised by the caller's next() at its place in the order. Use it as a
+    context manager: leaving it waits for the read in progress, so no thread
+    outlives it."""
+
+    _END = object()
+
+    def __init__(self, read):
+        self._read = read
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="fastnorm-prefetch")
+        self._next = None
+
+    def _read_one(self):
+        try:
+            return self._read()
+        except StopIteration:
+            return self._END
+
+    def __enter__(self):
+        self._next = self._pool.submit(self._read_one)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._next = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._next.result()
+        if item is self._END:
+            raise StopIteration
+        self._next = self._pool.submit(self._read_one)  # the next one, while this is used
+        return item
 
 
 def _progress(total, verbose, unit_scale_bytes):
@@ -96,14 +194,46 @@ def partial_fit_chunks(estimator, X, *, chunk_rows=None, verbose=None):
 
 def _fit_iterable(estimator, chunks, verbose):
     bar = _progress(None, verbose, False)
+    chunks = iter(chunks)
     try:
-        for chunk in chunks:
-            estimator.partial_fit(chunk)
-            if bar is not None:
-                bar.update(1)
+        with _Prefetcher(lambda: next(chunks)) as prefetched:
+            for chunk in prefetched:
+                estimator.partial_fit(chunk)
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _row_reader(X, chunk_rows):
+    """A callable giving X's row chunks in order (StopIteration at the end),
+    read so that fitting them reads no more: a memmap's chunk with its
+    pages mapped, an array-like's (h5py, zarr) chunk as an ndarray."""
+    n_rows = X.shape[0]
+    starts = iter(range(0, max(n_rows, 1), chunk_rows))
+    memmap = isinstance(X, np.memmap)
+
+    def read():
+        start = next(starts)
+        chunk = X[start:start + chunk_rows]
+        if memmap:
+            _map_pages(chunk)
+        elif not isinstance(chunk, np.ndarray):
+            chunk = np.asarray(chunk)
+        return chunk
+
+    return read
+
+
+def _in_turn(read):
+    """The items of `read` (see _Prefetcher), read when asked for (no thread)."""
+    while True:
+        try:
+            item = read()
+        except StopIteration:
+            return
+        yield item
 
 
 def _fit_array(estimator, X, chunk_rows, verbose):
@@ -114,14 +244,18 @@ def _fit_array(estimator, X, chunk_rows, verbose):
     if verbose is None:
         verbose = n_rows * row_bytes >= PROGRESS_BYTES
     bar = _progress(n_rows * row_bytes, verbose, True)
+    read = _row_reader(X, chunk_rows)
+    # an ndarray in memory has nothing to read ahead: no thread
+    in_memory = isinstance(X, np.ndarray) and not isinstance(X, np.memmap)
     try:
-        for start in range(0, max(n_rows, 1), chunk_rows):
-            chunk = X[start:start + chunk_rows]
-            estimator.partial_fit(chunk)
-            if isinstance(X, np.memmap):
-                _release_pages(X, chunk)
-            if bar is not None:
-                bar.update(chunk.shape[0] * row_bytes)
+        with contextlib.nullcontext(_in_turn(read)) if in_memory \
+                else _Prefetcher(read) as chunks:
+            for chunk in chunks:
+                estimator.partial_fit(chunk)
+                if isinstance(X, np.memmap):
+                    _release_pages(X, chunk)
+                if bar is not None:
+                    bar.update(chunk.shape[0] * row_bytes)
     finally:
         if bar is not None:
             bar.close()
