@@ -3,6 +3,7 @@ order, at most two chunks in flight, errors of the reading thread, Ctrl-C,
 and no thread left behind."""
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -213,23 +214,70 @@ def test_ctrl_c_while_fitting_restores_and_stops_reading(rng, memmap_file):
         assert not prefetch_threads()
 
 
-def test_memmap_pages_are_mapped_ahead_and_released_after(memmap_file, monkeypatch):
+def _evict(path):
+    """Drop the file's pages from the page cache (clean pages: written back first)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+needs_page_cache_control = pytest.mark.skipif(
+    not os.path.exists("/proc/self/smaps") or not hasattr(os, "posix_fadvise"),
+    reason="needs Linux /proc and posix_fadvise")
+
+
+@needs_page_cache_control
+def test_memmap_pages_are_read_ahead_while_fitting(memmap_file, monkeypatch):
+    """A file not in the page cache: fitting chunk k waits until chunk k+1
+    has been read ahead, on the read-ahead thread."""
     X, path = memmap_file
     mm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
+    done = [threading.Event() for _ in range(6)]
     mapped = []
     real = _chunked._map_pages
-    monkeypatch.setattr(_chunked, "_map_pages", lambda c: (mapped.append(c.shape[0]), real(c)))
-    est = fp.partial_fit_chunks(fp.StandardScaler(), mm, chunk_rows=5_000)
-    assert mapped == [5_000] * 4 + [11]
-    assert_same_fit(est, fp.StandardScaler().fit(X))
+
+    def map_pages(chunk):
+        real(chunk)
+        mapped.append((chunk[0, 0], threading.current_thread().name))
+        done[len(mapped)].set()
+
+    class Waiting(fp.StandardScaler):
+        def partial_fit(self, chunk, *args, **kwargs):
+            k = getattr(self, "chunks_", 0)
+            if k + 1 < 5:
+                assert done[k + 1].wait(timeout=10), f"chunk {k + 1} not read ahead"
+                time.sleep(0.05)  # the read's future completes (else the next is dropped)
+            super().partial_fit(chunk, *args, **kwargs)
+            self.chunks_ = k + 1
+            return self
+
+    monkeypatch.setattr(_chunked, "_map_pages", map_pages)
+    looks_cached = _chunked._looks_cached
+    # small chunks: the kernel's own readahead may bring the next one in first
+    monkeypatch.setattr(_chunked, "_looks_cached", lambda chunk: False)
+    _evict(path)
+    est = fp.partial_fit_chunks(Waiting(), mm, chunk_rows=5_000)
+    monkeypatch.setattr(_chunked, "_looks_cached", looks_cached)
+    np.testing.assert_array_equal([first for first, _ in mapped], mm[5_000::5_000, 0])
+    assert all(name.startswith("fastnorm-prefetch") for _, name in mapped)
+    ref = fp.StandardScaler().fit(X)
+    np.testing.assert_allclose(est.var_, ref.var_, rtol=1e-12)
+    # in the page cache now: nothing to read ahead, no thread
+    mapped.clear()
+    assert_same_fit(fp.partial_fit_chunks(fp.StandardScaler(), mm, chunk_rows=5_000), ref)
+    assert mapped == []
     # a kernel without MADV_POPULATE_READ: read-ahead advice instead, same fit
+    monkeypatch.setattr(_chunked, "_map_pages", real)
     monkeypatch.setattr(_chunked, "_populate_ok", False)
-    est = fp.partial_fit_chunks(fp.StandardScaler(), mm, chunk_rows=5_000)
-    assert_same_fit(est, fp.StandardScaler().fit(X))
+    _evict(path)
+    assert_same_fit(fp.partial_fit_chunks(fp.StandardScaler(), mm, chunk_rows=5_000), ref)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
-def test_mapping_a_chunk_makes_its_pages_resident(tmp_path):
+@needs_page_cache_control
+def test_reading_ahead_reads_and_maps_a_chunk(tmp_path):
     path = tmp_path / "ones.bin"
     np.ones((1 << 18, 4)).tofile(path)  # 8 MiB
     mm = np.memmap(path, dtype=np.float64, mode="r", shape=(1 << 18, 4))
@@ -245,9 +293,14 @@ def test_mapping_a_chunk_makes_its_pages_resident(tmp_path):
                     rss += int(fields[1])
         return rss
 
-    assert rss_kib() < 1024
-    _chunked._map_pages(mm[: 1 << 17])  # the first 4 MiB
-    assert 4096 <= rss_kib() < 8192 or not _chunked._populate_ok
+    half = mm[: 1 << 17]  # the first 4 MiB
+    assert _chunked._looks_cached(half)  # just written
+    _evict(path)
+    assert not _chunked._looks_cached(half)
+    _chunked._map_pages(half)  # read from the file (and mapped)
+    assert _chunked._looks_cached(half)
+    if _chunked._populate_ok:
+        assert 4096 <= rss_kib() < 8192
 
 
 def test_progress_bar_counts_chunks_of_an_iterable(rng, capsys):
