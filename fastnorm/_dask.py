@@ -103,14 +103,15 @@ _lock = threading.Lock()
 _running = 0  # chunk tasks running in this process now
 
 
-def _worker_threads():
-    """Threads the Dask worker running this task has (a distributed
-    worker's nthreads), or None outside one (Dask's local thread pool)."""
+def _worker_load():
+    """(threads, tasks executing) of the distributed worker running this
+    task, or None outside one (Dask's local thread pool)."""
     distributed = sys.modules.get("distributed")
     if distributed is None:
         return None
     try:
-        return distributed.get_worker().state.nthreads
+        state = distributed.get_worker().state
+        return state.nthreads, len(state.executing)
     except (ValueError, AttributeError):
         return None
 
@@ -118,16 +119,20 @@ def _worker_threads():
 @contextlib.contextmanager
 def _task_threads():
     """The kernel threads of a chunk task: the worker's threads shared by the
-    chunk tasks running on it now. A worker with fewer tasks than threads
-    lends each task its idle threads; a busy one runs each on one thread (no
-    OpenMP team per task on top of Dask's threads: no oversubscription).
-    Results do not depend on it (kernels merge in a fixed order)."""
+    tasks running on it now (on a distributed worker, all its executing
+    tasks; elsewhere, the chunk tasks of this process). A worker with fewer
+    tasks than threads lends each task its idle threads; a busy one runs each
+    on one thread (no OpenMP team per task on top of Dask's threads: no
+    oversubscription). Results do not depend on it (kernels merge in a fixed
+    order)."""
     global _running
     with _lock:
         _running += 1
         running = _running
     try:
-        budget = _worker_threads() or effective_n_threads()
+        load = _worker_load()
+        budget, running = (load[0], max(running, load[1])) if load \
+            else (effective_n_threads(), running)
         with config_context(n_threads=max(1, budget // running)):
             yield
     finally:

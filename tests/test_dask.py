@@ -170,24 +170,28 @@ def test_a_fit_is_one_compute_of_one_graph(rng):
 
 
 def test_chunk_tasks_share_the_worker_threads(client, monkeypatch):
-    """A task gets the worker's threads divided by the chunk tasks running in
-    its process: idle threads are lent, a full worker runs one per task."""
+    """A task gets the worker's threads divided by the tasks running on it:
+    idle threads are lent, a full worker runs one per task."""
     import fastnorm
     from fastnorm import _dask
 
     def threads_in_task():
         with _dask._task_threads():
-            return fastnorm.get_config()["n_threads"]
+            return fastnorm.get_config()["n_threads"], _dask._worker_load()
 
-    assert client.submit(threads_in_task, pure=False).result() == 1  # 1 thread per worker
-    monkeypatch.setattr(_dask, "_worker_threads", lambda: 4)
+    n_threads, load = client.submit(threads_in_task, pure=False).result()
+    assert n_threads == 1 and load == (1, 1)  # 1 thread per worker, this task running
+    monkeypatch.setattr(_dask, "_worker_load", lambda: (4, 1))
     with _dask._task_threads():
         assert fastnorm.get_config()["n_threads"] == 4
-        with _dask._task_threads():  # a second task in the same process
+        with _dask._task_threads():  # a second chunk task in the same process
             assert fastnorm.get_config()["n_threads"] == 2
         assert fastnorm.get_config()["n_threads"] == 4
+    monkeypatch.setattr(_dask, "_worker_load", lambda: (4, 3))  # 3 tasks executing there
+    with _dask._task_threads():
+        assert fastnorm.get_config()["n_threads"] == 1
     assert _dask._running == 0
-    monkeypatch.setattr(_dask, "_worker_threads", lambda: None)  # Dask's local threads
+    monkeypatch.setattr(_dask, "_worker_load", lambda: None)  # Dask's local threads
     with fastnorm.config_context(n_threads=3), _dask._task_threads():
         assert fastnorm.get_config()["n_threads"] == 3
 
