@@ -1,11 +1,13 @@
-"""Dask input: per-chunk statistics on the workers, merged in a tree; lazy
-transforms.
+"""Dask input: per-chunk statistics on the workers, merged in one compute;
+lazy transforms.
 
 A Dask array (or DataFrame) passed to a fastnorm transformer or statistic is
-never gathered: each row chunk's statistics (`Moments`, min/max) are
-computed where the chunk lives, with fastnorm's kernels, and merged pairwise
-in a tree of Dask tasks (Chan's formula: exact to rounding). Only the merged
-statistics, one row per feature, come back. Transforms map each chunk
+never gathered: each row chunk's statistics (moments, min/max) are computed
+where the chunk lives, with fastnorm's kernels (on the worker's idle threads
+when it has fewer chunk tasks than threads), and merged with the exact
+many-group formula (Chan et al.: exact to rounding) in wide merge tasks of
+up to FAN_IN results, the last ones here: one graph, computed once. Only
+statistics, a few rows per feature and chunk, travel. Transforms map each chunk
 through the fitted NumPy transformer and stay lazy: a Dask DataFrame in
 gives a Dask DataFrame out (same index and divisions, columns
 get_feature_names_out()), and so does a "pandas" set_output config; a
@@ -15,11 +17,16 @@ is set up, else Dask's threads.
 
 Dask is optional: nothing here imports it until a Dask collection is seen.
 """
+import contextlib
 import copy
+import sys
+import threading
+import uuid
 
 import numpy as np
 
-from ._moments import Moments, column_moments
+from . import _backend
+from ._config import config_context, effective_n_threads
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -74,63 +81,149 @@ def _chunk(block, dtype):
 
 # per chunk, on the workers ---------------------------------------------------
 
-# A chunk's mean is rounded at its own magnitude, and Chan's merge scales
-# that rounding by the distance between the chunks' means: data with mean
-# 1e8 and spread 1 would lose digits in the merge. So the chunks report
-# their moments relative to one shift K (a row of X), and a chunk whose
-# |mean| is far above its spread is recomputed on x - K, exactly.
-CONDITION_LIMIT = 1e3
+# A fit is one Dask graph, computed once: one task per row chunk (a blockwise
+# layer, which Dask's optimizer fuses with the tasks that make the chunks,
+# and which the scheduler runs where each chunk lives) reduces its chunk to a
+# small packed array of statistics; when there are more than FAN_IN of them,
+# merge tasks fold groups of FAN_IN consecutive results (no tree of tiny
+# pairwise merges); the last FAN_IN or fewer come back and are folded here.
+
+FAN_IN = 32                    # results merged by one task (and at the end, here)
+FAN_IN_BYTES = 32 * 2**20      # ... but no more than this many bytes of them
+
+# Moments travel relative to a shift: a chunk reports (count, K, mean - K,
+# M2), K being the kernel's own shift (a value of the chunk's data), so the
+# mean is the double-double K + (mean - K) and never rounded at its own
+# magnitude: data with mean 1e8 and spread 1 merges without losing digits,
+# with no common shift to agree on first.
+_N_MOMENT_ROWS = 4
+_N_MIN_MAX_ROWS = 3
+
+_lock = threading.Lock()
+_running = 0  # chunk tasks running in this process now
 
 
-def _first_row(block):
-    row = np.asarray(block[0], dtype=np.float64)
-    return np.where(np.isfinite(row), row, 0.0)
+def _worker_load():
+    """(threads, tasks executing) of the distributed worker running this
+    task, or None outside one (Dask's local thread pool)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        state = distributed.get_worker().state
+        return state.nthreads, len(state.executing)
+    except (ValueError, AttributeError):
+        return None
 
 
-def _chunk_moments(block, dtype, ignore_nan, shift):
-    X = _chunk(block, dtype)
-    m = column_moments(X, ignore_nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(m.m2 / m.count)
-        ill = np.abs(m.mean) > CONDITION_LIMIT * spread
-    if ill.any():
-        m = column_moments(np.subtract(X, shift, dtype=np.float64), ignore_nan)
-        return m.count, m.mean, m.m2
-    return m.count, m.mean - shift, m.m2
+@contextlib.contextmanager
+def _task_threads():
+    """The kernel threads of a chunk task: the worker's threads shared by the
+    tasks running on it now (on a distributed worker, all its executing
+    tasks; elsewhere, the chunk tasks of this process). A worker with fewer
+    tasks than threads lends each task its idle threads; a busy one runs each
+    on one thread (no OpenMP team per task on top of Dask's threads: no
+    oversubscription). Results do not depend on it (kernels merge in a fixed
+    order)."""
+    global _running
+    with _lock:
+        _running += 1
+        running = _running
+    try:
+        load = _worker_load()
+        budget, running = (load[0], max(running, load[1])) if load \
+            else (effective_n_threads(), running)
+        with config_context(n_threads=max(1, budget // running)):
+            yield
+    finally:
+        with _lock:
+            _running -= 1
 
 
-def _merge_moments(a, b):
-    m = Moments(*a).merge(Moments(*b))
-    return m.count, m.mean, m.m2
+def _chunk_moments(block, dtype, ignore_nan):
+    """(1, 4 * n_features) float64: count, K, mean - K, M2 of one chunk."""
+    X = np.ascontiguousarray(_chunk(block, dtype))
+    with _task_threads():
+        count, mean, m2, lo = _backend.ops_for(X).moments(X, 0, None, ignore_nan,
+                                                          mean_lo=True)
+    # the kernel's double-double mean (mean + lo) as shift and remainder
+    return np.concatenate([count, mean, lo, m2])[None, :]
 
 
 def _chunk_min_max(block, dtype):
-    from . import _backend
-    X = _chunk(block, dtype)
+    """(1, 3 * n_features) float64: NaN-ignoring min, max, non-NaN count."""
+    X = np.ascontiguousarray(_chunk(block, dtype))
     if X.shape[0] == 0:
         n = X.shape[1]
-        return np.full(n, np.inf), np.full(n, -np.inf), np.zeros(n), 0
-    X = np.ascontiguousarray(X)
-    mn, mx, count = _backend.ops_for(X).min_max(X, 0)
-    return mn, mx, count, X.shape[0]
+        return np.concatenate([np.full(n, np.inf), np.full(n, -np.inf), np.zeros(n)])[None, :]
+    with _task_threads():
+        mn, mx, count = _backend.ops_for(X).min_max(X, 0)
+    return np.concatenate([mn, mx, count])[None, :]
 
 
-def _merge_min_max(a, b):
-    return np.fmin(a[0], b[0]), np.fmax(a[1], b[1]), a[2] + b[2], a[3] + b[3]
+def _merge_moments(parts):
+    """Fold packed moments (k, 4, n), in order, into one (4, n): the means
+    relative to the first non-empty part's shift K0, then the exact
+    many-group formula (Chan et al.): mean = K0 + sum(n_i d_i) / n,
+    M2 = sum(M2_i) + sum(n_i (d_i - d)^2)."""
+    count, shift, rel, m2 = np.moveaxis(parts, 1, 0)
+    seen = count > 0
+    first = np.argmax(seen, axis=0)
+    cols = np.arange(count.shape[1])
+    k0 = shift[first, cols]
+    total = count.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # an empty part is the identity: its shift and NaN/0 moments stay out
+        d = np.where(seen, (shift - k0) + rel, 0.0)
+        mean = (count * d).sum(axis=0) / total
+        spread = np.where(seen, count * (d - mean) ** 2, 0.0)
+        out_m2 = np.where(seen, m2, 0.0).sum(axis=0) + spread.sum(axis=0)
+    mean = np.where(total > 0, mean, 0.0)
+    return np.stack([total, k0, mean, out_m2])
 
 
-# Tasks get fresh keys (pure=False): a fit reads its data again rather than
-# picking up results of an earlier fit that the cluster still holds.
+def _merge_min_max(parts):
+    mn, mx, count = np.moveaxis(parts, 1, 0)
+    return np.stack([np.fmin.reduce(mn, axis=0), np.fmax.reduce(mx, axis=0),
+                     count.sum(axis=0)])
 
-def _tree(parts, merge):
-    """Pairwise tree of merge tasks over `parts` (Dask delayed objects)."""
+
+def _two_sum(a, b):
+    """(a + b rounded, its rounding error), exactly (Knuth's TwoSum): the same
+    as fastnorm._cpu.two_sum, which this layer does not import."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        b_virtual = s - a
+        a_virtual = s - b_virtual
+        return s, (a - a_virtual) + (b - b_virtual)
+
+
+def _merge_task(merge, rows, *parts):
+    """A merge task: packed results in, one packed result (1, rows * n) out."""
+    stacked = np.stack([np.asarray(p).reshape(rows, -1) for p in parts])
+    return merge(stacked).reshape(1, -1)
+
+
+def _reduce_chunks(X, per_chunk, args, merge, rows):
+    """Every chunk of X through per_chunk(block, *args) where it lives, the
+    results folded with merge, in one compute; returns merge's (rows, n)."""
     import dask
 
-    merge = dask.delayed(merge, pure=False)
-    while len(parts) > 1:
-        parts = [merge(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    return parts[0]
+    n = X.shape[1]
+    # fresh keys (a unique name): a fit reads its data again rather than
+    # picking up results of an earlier fit that the cluster still holds
+    name = f"fastnorm-{per_chunk.__name__.strip('_')}-{uuid.uuid4().hex}"
+    stats = X.map_blocks(per_chunk, *args, name=name, dtype=np.float64,
+                         chunks=((1,) * len(X.chunks[0]), (rows * n,)),
+                         meta=np.empty((0, 0), np.float64))
+    parts = list(stats.to_delayed().ravel())
+    fan_in = max(2, min(FAN_IN, FAN_IN_BYTES // max(1, rows * n * 8)))
+    task = dask.delayed(_merge_task, pure=False)
+    while len(parts) > fan_in:
+        parts = [task(merge, rows, *parts[i:i + fan_in]) if len(parts[i:i + fan_in]) > 1
+                 else parts[i] for i in range(0, len(parts), fan_in)]
+    results = _compute(parts)
+    return merge(np.stack([np.asarray(p).reshape(rows, -1) for p in results]))
 
 
 def _compute(task):
@@ -149,32 +242,32 @@ def _compute(task):
         raise
 
 
-def chunk_moments(X, ignore_nan=True):
-    """(count, mean, m2) per column of Dask array X, float64 NumPy arrays."""
-    import dask
-
+def chunk_moments(X, ignore_nan=True, mean_lo=False):
+    """(count, mean, m2) per column of Dask array X, float64 NumPy arrays;
+    mean_lo=True: (count, mean, m2, lo), mean + lo being the mean to a few
+    ulps of the data's spread (see fastnorm._cpu.moments)."""
+    n = X.shape[1]
     if X.shape[0] == 0:
-        n = X.shape[1]
-        return np.zeros(n), np.full(n, np.nan), np.zeros(n)
-    blocks = [b for b, rows in zip(X.to_delayed().ravel(), X.chunks[0]) if rows]
-    # the shift, a task of the same graph: the first row's finite values
-    shift = dask.delayed(_first_row, pure=False)(blocks[0])
-    fn = dask.delayed(_chunk_moments, pure=False)
-    parts = [fn(b, X.dtype, ignore_nan, shift) for b in blocks]
-    (count, mean, m2), shift = _compute((_tree(parts, _merge_moments), shift))
-    return count, mean + shift, m2
+        out = (np.zeros(n), np.full(n, np.nan), np.zeros(n))
+        return out + (np.zeros(n),) if mean_lo else out
+    count, shift, rel, m2 = _reduce_chunks(X, _chunk_moments, (X.dtype, ignore_nan),
+                                           _merge_moments, _N_MOMENT_ROWS)
+    mean, lo = _two_sum(shift, rel)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(count > 0, mean, np.nan)
+    if not mean_lo:
+        return count, mean, m2
+    return count, mean, m2, np.where(np.isfinite(lo), lo, 0.0)
 
 
 def chunk_min_max(X):
     """(min, max, non-NaN count, rows) per column of Dask array X (NaN skipped)."""
-    import dask
-
-    fn = dask.delayed(_chunk_min_max, pure=False)
-    parts = [fn(b, X.dtype) for b in X.to_delayed().ravel()]
-    if not parts:
-        n = X.shape[1]
+    n = X.shape[1]
+    if X.shape[0] == 0:
         return np.full(n, np.inf), np.full(n, -np.inf), np.zeros(n), 0
-    return _compute(_tree(parts, _merge_min_max))
+    mn, mx, count = _reduce_chunks(X, _chunk_min_max, (X.dtype,), _merge_min_max,
+                                   _N_MIN_MAX_ROWS)
+    return mn, mx, count, X.shape[0]
 
 
 # transformers ----------------------------------------------------------------

@@ -297,7 +297,7 @@ class StandardScaler(skp.StandardScaler):
     @_sklearn_for_other_namespaces
     def partial_fit(self, X, y=None, sample_weight=None):
         first_call = not hasattr(self, "n_samples_seen_")
-        self.__dict__.pop("_mean_lo", None)  # kept by a first in-memory fit only
+        self.__dict__.pop("_mean_lo", None)  # kept by a first fit only (in memory or Dask)
         if _dask.is_dask_collection(X):
             callbacks = self._begin_fit_task(X, y, sample_weight)
             self._partial_fit_dask(X, sample_weight, first_call)
@@ -372,12 +372,15 @@ class StandardScaler(skp.StandardScaler):
             raise NotImplementedError("sample_weight is not supported with Dask input")
         X, columns = _dask.as_dask_array(X)
         _dask.check_features(self, X, columns, reset=first_call)
-        count, mean, m2 = _dask.chunk_moments(X)
+        keep_lo = first_call and self.with_mean
+        count, mean, m2, *lo = _dask.chunk_moments(X, mean_lo=keep_lo)
         dtype = _dask.float_dtype(X.dtype)
         if not np.isfinite(mean[count > 0]).all():  # NaNs are skipped: this is an inf
             raise ValueError(f"Input X contains infinity or a value too large for {dtype!r}.")
-        return self._merge_moments(first_call, count, mean, m2, dtype, sparse=False,
-                                   weighted=False)
+        self._merge_moments(first_call, count, mean, m2, dtype, sparse=False, weighted=False)
+        if keep_lo:  # as in memory: the mean's low part for float64 transforms
+            self._keep_mean_lo(lo[0], count, m2)
+        return self
 
     def _merge_moments(self, first_call, count, mean, m2, dtype, sparse, weighted):
         """Fold this batch's per-feature (count, mean, M2) into the fitted state."""
@@ -434,7 +437,7 @@ class StandardScaler(skp.StandardScaler):
         return _affine(X, out, shift=shift, scale=scale, offset=offset)
 
     def _mean_low_part(self):
-        """The low part of the mean that a first in-memory fit kept (see
+        """The low part of the mean that a first fit kept (see
         _keep_mean_lo), 0 where mean_ is no longer the value it belongs to
         (set by hand). Centring float64 data on mean_ + low part keeps the
         digits that mean_'s rounding drops: for 1e8 + N(0, 1), half an ulp

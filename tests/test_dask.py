@@ -81,6 +81,121 @@ def test_fit_on_the_cluster_equals_in_memory_fit(client, name, dtype, rng):
     np.testing.assert_allclose(back.compute(), X, rtol=1e-5, atol=1e-3)
 
 
+def _uneven(X, sizes):
+    """X as a Dask array with the given row chunk sizes (zeros allowed)."""
+    assert sum(sizes) == X.shape[0]
+    return da.from_array(X, chunks=(tuple(sizes), X.shape[1]))
+
+
+def _check_fits_match(Xd, X, names=SCALERS, tol=1e-12):
+    for name in names:
+        ours, ref = getattr(fp, name)().fit(Xd), getattr(fp, name)().fit(X)
+        got, want = fitted_arrays(ours), fitted_arrays(ref)
+        assert got.keys() == want.keys() and got
+        for key in want:
+            assert got[key].dtype == want[key].dtype, (name, key)
+            assert rel_err(got[key], want[key]) <= tol, (name, key)
+        assert ours.n_samples_seen_ == pytest.approx(ref.n_samples_seen_)
+
+
+@pytest.mark.parametrize("fan_in", [2, 3, 32])
+def test_many_uneven_chunks_merge_in_wide_tasks(client, rng, monkeypatch, fan_in):
+    """More chunks than one merge task takes (merge tasks of fan_in results,
+    then the last ones folded here), uneven and empty chunks, an all-NaN
+    column, chunks with different means far from zero."""
+    from fastnorm import _dask
+    monkeypatch.setattr(_dask, "FAN_IN", fan_in)
+    sizes = [0, 1, 7, 300, 0, 2, 1_000, 13] * 9 + [5]
+    X = data(rng, (sum(sizes), 5), np.float64, offset=1e8)
+    X[:, 2] = np.nan
+    X[: X.shape[0] // 2, 3] += 50.0  # the chunks' means differ
+    _check_fits_match(_uneven(X, sizes), X)
+    m, ref = fs.moments(_uneven(X, sizes), ignore_nan=True), fs.moments(X, ignore_nan=True)
+    np.testing.assert_array_equal(m.count, ref.count)
+    assert np.isnan(m.mean[2]) and np.isnan(ref.mean[2])
+    for a, b in ((m.mean, ref.mean), (m.m2, ref.m2)):
+        assert rel_err(a, b) <= 1e-12
+
+
+def test_a_single_chunk_and_a_single_row(client, rng):
+    X = data(rng, (5_000, 4), np.float32)
+    _check_fits_match(da.from_array(X, chunks=(-1, 4)), X, tol=1e-6)
+    one = X[:1].astype(np.float64)
+    _check_fits_match(da.from_array(one, chunks=(1, 4)), one)
+
+
+def test_moments_keep_nan_when_not_ignored(client, rng):
+    X = data(rng, (3_000, 3), np.float64)  # NaNs in every column
+    X[:, 1] = rng.standard_normal(3_000)    # but this one
+    m = fs.moments(_uneven(X, [1_000, 0, 1_500, 500]), ignore_nan=False)
+    ref = fs.moments(X, ignore_nan=False)
+    np.testing.assert_array_equal(m.count, ref.count)
+    assert np.isnan(m.mean[[0, 2]]).all() and np.isnan(m.m2[[0, 2]]).all()
+    assert rel_err(m.mean[1], ref.mean[1]) <= 1e-12 and rel_err(m.m2[1], ref.m2[1]) <= 1e-12
+
+
+def test_a_dask_fit_keeps_the_mean_low_part_as_in_memory(client, rng):
+    """1e8 + N(0, 1) in chunks: the chunks' means merge as double-doubles,
+    and the fit keeps what rounding mean_ drops, as a first in-memory fit
+    does, so float64 z-scores are as exact as in memory."""
+    X = rng.standard_normal((40_000, 3)) + 1e8
+    ours = fp.StandardScaler().fit(_uneven(X, [10_000, 7, 19_993, 10_000]))
+    ref = fp.StandardScaler().fit(X)
+    np.testing.assert_array_equal(ours.mean_, ref.mean_)
+    assert rel_err(ours.var_, ref.var_) <= 1e-12
+    assert "_mean_lo" in vars(ours)
+    np.testing.assert_allclose(ours._mean_lo[1], ref._mean_lo[1], rtol=0, atol=1e-12)
+    z, z_ref = ours.transform(X), ref.transform(X)
+    np.testing.assert_allclose(z, z_ref, rtol=0, atol=1e-12)
+    Y = X - 1e8  # exact: the z-scores to a few ulps
+    exact = (Y - Y.mean(axis=0)) / ref.scale_
+    assert np.abs(z - exact).max() < 1e-12  # centred on mean_ alone: up to 7e-9 off
+
+
+def test_a_fit_is_one_compute_of_one_graph(rng):
+    """On Dask's local threads (no cluster): one compute per fit, whatever
+    the number of chunks, and the same result as on the cluster."""
+    from dask.callbacks import Callback
+    X = data(rng, (6_000, 4), np.float64)
+    Xd = da.from_array(X, chunks=(100, 4))  # 60 chunks: merge tasks too
+    starts = []
+    with dask.config.set(scheduler="threads"), Callback(start=lambda dsk: starts.append(1)):
+        for name in SCALERS:
+            starts.clear()
+            est = getattr(fp, name)().fit(Xd)
+            assert len(starts) == 1, name
+            ref = getattr(fp, name)().fit(X)
+            for key, want in fitted_arrays(ref).items():
+                assert rel_err(getattr(est, key), want) <= 1e-12, (name, key)
+
+
+def test_chunk_tasks_share_the_worker_threads(client, monkeypatch):
+    """A task gets the worker's threads divided by the tasks running on it:
+    idle threads are lent, a full worker runs one per task."""
+    import fastnorm
+    from fastnorm import _dask
+
+    def threads_in_task():
+        with _dask._task_threads():
+            return fastnorm.get_config()["n_threads"], _dask._worker_load()
+
+    n_threads, load = client.submit(threads_in_task, pure=False).result()
+    assert n_threads == 1 and load == (1, 1)  # 1 thread per worker, this task running
+    monkeypatch.setattr(_dask, "_worker_load", lambda: (4, 1))
+    with _dask._task_threads():
+        assert fastnorm.get_config()["n_threads"] == 4
+        with _dask._task_threads():  # a second chunk task in the same process
+            assert fastnorm.get_config()["n_threads"] == 2
+        assert fastnorm.get_config()["n_threads"] == 4
+    monkeypatch.setattr(_dask, "_worker_load", lambda: (4, 3))  # 3 tasks executing there
+    with _dask._task_threads():
+        assert fastnorm.get_config()["n_threads"] == 1
+    assert _dask._running == 0
+    monkeypatch.setattr(_dask, "_worker_load", lambda: None)  # Dask's local threads
+    with fastnorm.config_context(n_threads=3), _dask._task_threads():
+        assert fastnorm.get_config()["n_threads"] == 3
+
+
 def test_partial_fit_over_dask_batches_equals_one_fit(client, rng):
     X = data(rng, (9_000, 5), np.float64)
     est = fp.StandardScaler()
