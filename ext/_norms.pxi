@@ -144,18 +144,13 @@ def row_norm_fwd(cnp.ndarray X, Py_ssize_t n_rows, Py_ssize_t n, object weight, 
     return out, mean, rstd
 
 
-def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, size_t bias,
-                      double eps, bint rms, bint is_double, int n_threads, size_t out,
-                      size_t mean, size_t rstd):
-    """row_norm_fwd over buffers given by address (0: no weight/bias), for
-    callers whose arrays are not NumPy's (fastnorm.torch's CPU tensors):
-    making NumPy views of them costs more than a small call's kernel. The
-    caller guarantees C-contiguous buffers of these sizes, float64 when
-    is_double else float32 (mean and rstd float64, n_rows values each; 0 for
-    both: the caller does not want them, and a scratch buffer takes them)."""
+cdef int _row_norm_fwd_ptrs(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight,
+                            size_t bias, double eps, bint rms, bint is_double, int n_threads,
+                            size_t out, size_t mean, size_t rstd) except -1:
+    """row_norm_fwd_into's work (see there)."""
     cdef double* scratch = NULL
     if n_rows <= 0 or n <= 0:
-        return
+        return 0
     if mean == 0 or rstd == 0:
         scratch = <double*> malloc(2 * n_rows * sizeof(double))
         if scratch == NULL:
@@ -171,6 +166,102 @@ def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, 
                             <const float*> bias, eps, rms, <float*> out, <double*> mean,
                             <double*> rstd, n_threads)
     free(scratch)
+    return 0
+
+
+def row_norm_fwd_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, size_t bias,
+                      double eps, bint rms, bint is_double, int n_threads, size_t out,
+                      size_t mean, size_t rstd):
+    """row_norm_fwd over buffers given by address (0: no weight/bias), for
+    callers whose arrays are not NumPy's (fastnorm.torch's CPU tensors):
+    making NumPy views of them costs more than a small call's kernel. The
+    caller guarantees C-contiguous buffers of these sizes, float64 when
+    is_double else float32 (mean and rstd float64, n_rows values each; 0 for
+    both: the caller does not want them, and a scratch buffer takes them)."""
+    _row_norm_fwd_ptrs(x, n_rows, n, weight, bias, eps, rms, is_double, n_threads, out, mean,
+                       rstd)
+
+
+# fastnorm.torch's common inference call (see _row_norm_inference there),
+# checked here: its checks are most of a small call's cost (a 32 x 64
+# kernel takes ~1.7 us, torch's whole call ~6 us), and compiled they cost
+# about half of what they cost in Python. torch is not imported here:
+# fastnorm.torch hands over what the checks need (set_tensor_api).
+cdef tuple _plain_tensor_types = ()
+cdef tuple _eager_guards = ()
+cdef object _grad_enabled = None
+cdef object _empty_like = None
+cdef object _tensor_float32 = None
+cdef object _tensor_float64 = None
+cdef object _threads_for_bytes = None
+cdef Py_ssize_t _one_thread_below = 0
+
+
+def set_tensor_api(tuple plain_types, tuple guards, grad_enabled, empty_like, float32,
+                   float64, threads_for_bytes, Py_ssize_t one_thread_below):
+    """What row_norm_tensor_fwd needs of torch and fastnorm: the tensor
+    types whose memory it may use, the callables any of which returning
+    true means the call is not plain eager execution, torch.is_grad_enabled,
+    torch.empty_like, torch.float32, torch.float64, and the thread count for
+    a kernel over a number of bytes."""
+    global _plain_tensor_types, _eager_guards, _grad_enabled, _empty_like
+    global _tensor_float32, _tensor_float64, _threads_for_bytes, _one_thread_below
+    _plain_tensor_types, _eager_guards, _grad_enabled = plain_types, guards, grad_enabled
+    _empty_like, _tensor_float32, _tensor_float64 = empty_like, float32, float64
+    _threads_for_bytes, _one_thread_below = threads_for_bytes, one_thread_below
+
+
+cdef inline bint _plain_param(object p, object dtype, Py_ssize_t n, bint grad) except -1:
+    """p is None or a plain contiguous CPU tensor of n values of dtype that
+    autograd need not follow."""
+    return p is None or (type(p) in _plain_tensor_types and not (grad and p.requires_grad)
+                         and p.dtype is dtype and p.is_cpu and p.dim() == 1
+                         and p.numel() == n and p.is_contiguous())
+
+
+def row_norm_tensor_fwd(input, normalized_shape, weight, bias, eps, bint rms, alloc=None):
+    """layer_norm (rms_norm: rms) of a torch tensor, or None when the call
+    is not the common inference call: plain eager execution that autograd
+    need not record, on a contiguous float32/float64 CPU tensor normalized
+    over its last dimension, weight and bias None or contiguous CPU tensors
+    of that size and dtype (the caller takes the general path). No
+    statistics are kept. The output is empty_like(input), or
+    alloc("output", input) when alloc is given."""
+    cdef object guard
+    cdef bint grad, is_double
+    cdef Py_ssize_t n, n_rows, nbytes
+    cdef int n_threads
+    cdef object shape
+    if type(input) not in _plain_tensor_types or type(eps) is not float:
+        return None
+    for guard in _eager_guards:
+        if guard():
+            return None
+    grad = _grad_enabled()
+    dtype = input.dtype
+    if dtype is _tensor_float32:
+        is_double = False
+    elif dtype is _tensor_float64:
+        is_double = True
+    else:
+        return None
+    shape = input.shape
+    if (grad and input.requires_grad) or not input.is_cpu or not len(shape) \
+            or not input.is_contiguous():
+        return None
+    n = shape[len(shape) - 1]  # (this build does not wrap negative indices)
+    if n <= 0 or (normalized_shape != (n,) and normalized_shape != n):
+        return None
+    if not _plain_param(weight, dtype, n, grad) or not _plain_param(bias, dtype, n, grad):
+        return None
+    out = _empty_like(input) if alloc is None else alloc("output", input)
+    n_rows = input.numel() // n
+    nbytes = n_rows * n * (8 if is_double else 4)
+    n_threads = 1 if nbytes < _one_thread_below else _threads_for_bytes(nbytes)
+    _row_norm_fwd_ptrs(input.data_ptr(), n_rows, n, 0 if weight is None else weight.data_ptr(),
+                       0 if bias is None else bias.data_ptr(), eps, rms, is_double, n_threads,
+                       out.data_ptr(), 0, 0)
+    return out
 
 
 ctypedef fused grad_t:  # the parameter gradients' dtype (summed in float64)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ._config import effective_n_threads
+from ._config import SMALL_INPUT_BYTES, effective_n_threads
 from ._ext import _openmp, _quantiles
 
 
@@ -277,6 +277,20 @@ def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, 
     nbytes = n_rows * n * (8 if is_double else 4)
     _norms.row_norm_fwd_into(x, n_rows, n, weight, bias, eps, rms, is_double,
                              effective_n_threads(nbytes), out, mean, rstd)
+
+
+def set_tensor_api(plain_types, guards, grad_enabled, empty_like, float32, float64):
+    """Hands fastnorm.torch's tensor API to row_norm_tensor_forward (see
+    _norms.set_tensor_api)."""
+    _norms.set_tensor_api(plain_types, guards, grad_enabled, empty_like, float32, float64,
+                          effective_n_threads, SMALL_INPUT_BYTES)
+
+
+# layer_norm (rms: rms_norm) of a torch CPU tensor, checked and run in
+# compiled code, or None when the call is not the common inference call
+# (see _norms.row_norm_tensor_fwd); called as it is, a wrapper's frame
+# costs a tenth of a small call's margin.
+row_norm_tensor_forward = _norms.row_norm_tensor_fwd
 
 
 def row_norm_backward_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double, dx, dw, db):

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import _backend
+from . import _backend, _cpu
 from . import functional as F
 from . import layers as _layers
 
@@ -571,14 +571,19 @@ def _shape_list(normalized_shape):
     return [int(n) for n in normalized_shape]
 
 
-_ROW_IS_DOUBLE = {torch.float32: False, torch.float64: True}
-# (bound once: a small call pays for every attribute lookup)
+_empty_like = torch.empty_like  # (bound once: a small call pays for every lookup)
+
+# The checks of the common inference call run compiled (see _row_norm_inference).
+# (torch.compiler.is_compiling is checked before, in Python: see _row_norm_inference)
+_cpu.set_tensor_api(_PLAIN, (torch._C._is_torch_function_mode_enabled,
+                             torch._C._len_torch_dispatch_stack,
+                             torch._C._are_functorch_transforms_active),
+                    torch.is_grad_enabled, torch.empty_like, torch.float32, torch.float64)
+
+
+_current_backend = _backend.current_backend
 _is_compiling = torch.compiler.is_compiling
-_torch_function_mode = torch._C._is_torch_function_mode_enabled
-_dispatch_modes = torch._C._len_torch_dispatch_stack
-_functorch_transforms = torch._C._are_functorch_transforms_active
-_grad_enabled = torch.is_grad_enabled
-_empty_like = torch.empty_like
+_row_norm_tensor_forward = _cpu.row_norm_tensor_forward
 
 
 def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner):
@@ -587,49 +592,40 @@ def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner):
     record, on a contiguous float32/float64 CPU tensor normalized over its
     last dimension, weight and bias None or contiguous CPU tensors of that
     size and dtype. No statistics are saved. Every check of the general path
-    holds for it by construction; they are made in as few steps as possible,
-    as they cost more than a small call's kernel. owner: the module whose
-    buffers the output may reuse (see _Buffers), or None."""
-    if type(input) not in _PLAIN or type(eps) is not float or _is_compiling() \
-            or _torch_function_mode() or _dispatch_modes() or _functorch_transforms():
+    holds for it by construction; they are made in compiled code
+    (_cpu.row_norm_tensor_forward), as they cost more than a small call's
+    kernel. owner: the module whose buffers the output may reuse (see
+    _Buffers), or None. (layer_norm and rms_norm make this call inline: a
+    frame costs a tenth of a small call's margin over torch.)"""
+    # torch.compile traces this function: is_compiling() is True there, and
+    # the trace never reaches the compiled code, which it could not follow
+    if _is_compiling() or _current_backend() == "gpu":  # (gpu: _backend.numpy_ops)
         return None
-    grad = _grad_enabled()
-    dtype = input.dtype
-    is_double = _ROW_IS_DOUBLE.get(dtype)
-    if is_double is None or (grad and input.requires_grad) or not input.is_cpu \
-            or not input.dim() or not input.is_contiguous():
-        return None
-    n = input.shape[-1]
-    if n <= 0 or (normalized_shape != (n,) and normalized_shape != n):
-        return None
-    for p in (weight, bias):
-        if p is not None and (type(p) not in _PLAIN or (grad and p.requires_grad)
-                              or p.dtype is not dtype or not p.is_cpu or p.dim() != 1
-                              or p.shape[0] != n or not p.is_contiguous()):
-            return None
-    ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
-    if ops is None:
-        return None
-    out = _empty_like(input) if owner is None else _module_buffers(owner).empty("output", input)
-    ops.row_norm_forward_into(input.data_ptr(), input.numel() // n, n,
-                              0 if weight is None else weight.data_ptr(),
-                              0 if bias is None else bias.data_ptr(), eps, rms, is_double,
-                              out.data_ptr(), 0, 0)
-    return out
+    return _row_norm_tensor_forward(input, normalized_shape, weight, bias, eps, rms,
+                                    None if owner is None else _module_buffers(owner).empty)
 
 
 def _row_norm_call(input, normalized_shape, weight, bias, eps, rms, owner=None):
     """layer_norm (rms_norm: rms) of a function or (owner) a module."""
     out = _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner)
     if out is None:
-        out = _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
-                   _real(eps, "eps"), rms, owner=owner)[0]
+        out = _row_norm_general(input, normalized_shape, weight, bias, eps, rms, owner)
     return out
+
+
+def _row_norm_general(input, normalized_shape, weight, bias, eps, rms, owner=None):
+    """layer_norm (rms_norm: rms) through the operator (see _run)."""
+    return _run(_row_norm, input, _shape_list(normalized_shape), weight, bias,
+                _real(eps, "eps"), rms, owner=owner)[0]
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm on fastnorm's kernels."""
-    return _row_norm_call(input, normalized_shape, weight, bias, eps, False)
+    if not _is_compiling() and _current_backend() != "gpu":  # (_row_norm_inference, inline)
+        out = _row_norm_tensor_forward(input, normalized_shape, weight, bias, eps, False)
+        if out is not None:
+            return out
+    return _row_norm_general(input, normalized_shape, weight, bias, eps, False)
 
 
 def _rms_eps(input, eps):
@@ -643,7 +639,12 @@ def _rms_eps(input, eps):
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """torch.nn.functional.rms_norm on fastnorm's kernels (eps=None: the
     machine epsilon of the input's dtype, as torch's)."""
-    return _row_norm_call(input, normalized_shape, weight, None, _rms_eps(input, eps), True)
+    eps = _rms_eps(input, eps)
+    if not _is_compiling() and _current_backend() != "gpu":  # (_row_norm_inference, inline)
+        out = _row_norm_tensor_forward(input, normalized_shape, weight, None, eps, True)
+        if out is not None:
+            return out
+    return _row_norm_general(input, normalized_shape, weight, None, eps, True)
 
 
 # ------------------------------------------------------------ running stats ---
