@@ -286,6 +286,10 @@ def set_tensor_api(plain_types, guards, grad_enabled, empty_like, float32, float
                           effective_n_threads, SMALL_INPUT_BYTES)
 
 
+# Transparent huge pages for a large new buffer (address, nbytes) before its
+# first write: torch's CPU allocator does not ask for them, NumPy's does.
+advise_huge_pages = _norms.advise_huge_pages
+
 # layer_norm (rms: rms_norm) of a torch CPU tensor, checked and run in
 # compiled code, or None when the call is not the common inference call
 # (see _norms.row_norm_tensor_fwd); called as it is, a wrapper's frame

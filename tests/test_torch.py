@@ -586,6 +586,45 @@ def test_the_small_call_path_gives_the_general_paths_bits(dtype):
     assert ft._fast_row_norm(x, [33], w.to(torch.float16), b, 1e-5, False) is None
 
 
+def _vm_flags(address):
+    """The VmFlags of this process's mapping that holds address (Linux), or None."""
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    return None
+
+
+def test_large_new_outputs_ask_for_huge_pages():
+    # torch's CPU allocator does not ask for transparent huge pages; first
+    # writes into 4 KiB pages ran 4x slower, so large outputs ask (as NumPy does)
+    x = torch.randn(1200, 1024)  # 4.7 MiB
+    with torch.no_grad():
+        y = ft.layer_norm(x, (1024,))
+    torch.testing.assert_close(y, TF.layer_norm(x, (1024,)))
+    xg = x.clone().requires_grad_()
+    y = ft.rms_norm(xg, (1024,))
+    (dx,) = torch.autograd.grad(y, xg, torch.ones_like(y))
+    flags = [_vm_flags(t.data_ptr() + t.numel() * 2) for t in (ft.layer_norm(x, (1024,)), y, dx)]
+    if None in flags:
+        pytest.skip("no /proc/self/smaps VmFlags here")
+    assert all("hg" in f for f in flags)  # (hg: MADV_HUGEPAGE)
+    # the advice changes nothing in the data, at any address or size
+    t = torch.arange(3_000_000, dtype=torch.float32)
+    from fastnorm import _cpu
+    for start, nbytes in [(4, 11_999_000), (0, 12_000_000), (4096, 5_000_001), (0, 100)]:
+        _cpu.advise_huge_pages(t.data_ptr() + start, nbytes)
+    assert torch.equal(t, torch.arange(3_000_000, dtype=torch.float32))
+
+
 def test_inference_calls_take_the_lean_path_with_the_general_paths_bits():
     """Calls autograd need not record (no_grad, or nothing requiring grad)
     skip saving statistics; they give the bits of the recorded call, and
