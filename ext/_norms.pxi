@@ -202,45 +202,59 @@ cdef tuple _plain_tensor_types = ()
 cdef tuple _eager_guards = ()
 cdef object _grad_enabled = None
 cdef object _empty_like = None
-cdef object _tensor_float32 = None
-cdef object _tensor_float64 = None
+cdef tuple _tensor_dtypes = ()  # float32, float64, bfloat16, float16
 cdef object _threads_for_bytes = None
 cdef Py_ssize_t _one_thread_below = 0
 
 
-def set_tensor_api(tuple plain_types, tuple guards, grad_enabled, empty_like, float32,
-                   float64, threads_for_bytes, Py_ssize_t one_thread_below):
+def set_tensor_api(tuple plain_types, tuple guards, grad_enabled, empty_like, tuple dtypes,
+                   threads_for_bytes, Py_ssize_t one_thread_below):
     """What row_norm_tensor_fwd needs of torch and fastnorm: the tensor
     types whose memory it may use, the callables any of which returning
     true means the call is not plain eager execution, torch.is_grad_enabled,
-    torch.empty_like, torch.float32, torch.float64, and the thread count for
-    a kernel over a number of bytes."""
+    torch.empty_like, (torch.float32, torch.float64, torch.bfloat16,
+    torch.float16), the thread count for a kernel over a number of bytes,
+    and the size in bytes below which that count is 1 (not asked: a call
+    costs a tenth of a microsecond)."""
     global _plain_tensor_types, _eager_guards, _grad_enabled, _empty_like
-    global _tensor_float32, _tensor_float64, _threads_for_bytes, _one_thread_below
+    global _tensor_dtypes, _threads_for_bytes, _one_thread_below
     _plain_tensor_types, _eager_guards, _grad_enabled = plain_types, guards, grad_enabled
-    _empty_like, _tensor_float32, _tensor_float64 = empty_like, float32, float64
+    _empty_like, _tensor_dtypes = empty_like, dtypes
     _threads_for_bytes, _one_thread_below = threads_for_bytes, one_thread_below
 
 
-cdef inline bint _plain_param(object p, object dtype, Py_ssize_t n, bint grad) except -1:
-    """p is None or a plain contiguous CPU tensor of n values of dtype that
-    autograd need not follow."""
-    return p is None or (type(p) in _plain_tensor_types and not (grad and p.requires_grad)
-                         and p.dtype is dtype and p.is_cpu and p.dim() == 1
-                         and p.numel() == n and p.is_contiguous())
+cdef object _kernel_param(object p, object dtype, Py_ssize_t n, bint grad, bint half):
+    """p as the kernel takes it: None, p, or (16-bit input) p in float32;
+    False when p is not a plain contiguous CPU tensor of n values of dtype
+    (or float32 beside 16-bit input) that autograd need not follow."""
+    if p is None:
+        return None
+    if type(p) not in _plain_tensor_types or (grad and p.requires_grad) or not p.is_cpu \
+            or p.dim() != 1 or p.numel() != n or not p.is_contiguous():
+        return False
+    if half:
+        if p.dtype is _tensor_dtypes[0]:
+            return p
+        return p.float() if p.dtype is dtype else False
+    return p if p.dtype is dtype else False
+
+
+cdef inline size_t _address(object t):
+    return 0 if t is None else <size_t> t.data_ptr()
 
 
 def row_norm_tensor_fwd(input, normalized_shape, weight, bias, eps, bint rms, alloc=None):
     """layer_norm (rms_norm: rms) of a torch tensor, or None when the call
     is not the common inference call: plain eager execution that autograd
-    need not record, on a contiguous float32/float64 CPU tensor normalized
-    over its last dimension, weight and bias None or contiguous CPU tensors
-    of that size and dtype (the caller takes the general path). No
-    statistics are kept. The output is empty_like(input), or
-    alloc("output", input) when alloc is given."""
+    need not record, on a contiguous float32/float64/bfloat16/float16 CPU
+    tensor normalized over its last dimension, weight and bias None or
+    contiguous CPU tensors of that size and dtype (float32 too beside 16-bit
+    input) (the caller takes the general path). No statistics are kept. The
+    output is empty_like(input), or alloc("output", input) when alloc is
+    given."""
     cdef object guard
-    cdef bint grad, is_double
-    cdef Py_ssize_t n, n_rows, nbytes
+    cdef bint grad, half, bf16 = False
+    cdef Py_ssize_t n, n_rows, itemsize, work_bytes
     cdef int n_threads
     cdef object shape
     if type(input) not in _plain_tensor_types or type(eps) is not float:
@@ -250,12 +264,15 @@ def row_norm_tensor_fwd(input, normalized_shape, weight, bias, eps, bint rms, al
             return None
     grad = _grad_enabled()
     dtype = input.dtype
-    if dtype is _tensor_float32:
-        is_double = False
-    elif dtype is _tensor_float64:
-        is_double = True
+    if dtype is _tensor_dtypes[0]:
+        itemsize = 4
+    elif dtype is _tensor_dtypes[1]:
+        itemsize = 8
+    elif dtype is _tensor_dtypes[2] or dtype is _tensor_dtypes[3]:
+        itemsize, bf16 = 2, dtype is _tensor_dtypes[2]
     else:
         return None
+    half = itemsize == 2
     shape = input.shape
     if (grad and input.requires_grad) or not input.is_cpu or not len(shape) \
             or not input.is_contiguous():
@@ -263,19 +280,26 @@ def row_norm_tensor_fwd(input, normalized_shape, weight, bias, eps, bint rms, al
     n = shape[len(shape) - 1]  # (this build does not wrap negative indices)
     if n <= 0 or (normalized_shape != (n,) and normalized_shape != n):
         return None
-    if not _plain_param(weight, dtype, n, grad) or not _plain_param(bias, dtype, n, grad):
+    weight = _kernel_param(weight, dtype, n, grad, half)
+    bias = _kernel_param(bias, dtype, n, grad, half)
+    if weight is False or bias is False:
         return None
     n_rows = input.numel() // n
-    nbytes = n_rows * n * (8 if is_double else 4)
     if alloc is None:
         out = _empty_like(input)
-        fastnorm_advise_huge_pages(<void*> <size_t> out.data_ptr(), nbytes)
+        fastnorm_advise_huge_pages(<void*> <size_t> out.data_ptr(), n_rows * n * itemsize)
     else:
         out = alloc("output", input)
-    n_threads = 1 if nbytes < _one_thread_below else _threads_for_bytes(nbytes)
-    _row_norm_fwd_ptrs(input.data_ptr(), n_rows, n, 0 if weight is None else weight.data_ptr(),
-                       0 if bias is None else bias.data_ptr(), eps, rms, is_double, n_threads,
-                       out.data_ptr(), 0, 0)
+    work_bytes = n_rows * n * (8 if itemsize == 8 else 4)  # (16-bit: float32's work)
+    n_threads = 1 if work_bytes < _one_thread_below else _threads_for_bytes(work_bytes)
+    if half:
+        _row_norm_fwd16_ptrs(<const unsigned short*> _address(input), n_rows, n,
+                             <const float*> _address(weight), <const float*> _address(bias),
+                             eps, rms, bf16, n_threads, <unsigned short*> _address(out),
+                             NULL, NULL)
+    else:
+        _row_norm_fwd_ptrs(_address(input), n_rows, n, _address(weight), _address(bias), eps,
+                           rms, itemsize == 8, n_threads, _address(out), 0, 0)
     return out
 
 
@@ -420,27 +444,57 @@ cdef float* _scratch(int n_threads, Py_ssize_t rows, Py_ssize_t n) except NULL:
     return buf
 
 
+cdef int _row_norm_fwd16_ptrs(const unsigned short* x, Py_ssize_t n_rows, Py_ssize_t n,
+                              const float* w, const float* b, double eps, bint rms,
+                              bint bfloat16, int n_threads, unsigned short* out,
+                              double* mean, double* rstd) except -1:
+    """layer_norm_fwd_16's work over buffers (mean, rstd NULL: not wanted)."""
+    cdef Py_ssize_t i
+    cdef float* scratch
+    cdef float* xs
+    cdef double* stats = NULL
+    if n == 0 or n_rows == 0:
+        return 0
+    if mean == NULL or rstd == NULL:
+        stats = <double*> malloc(2 * n_rows * sizeof(double))
+        if stats == NULL:
+            raise MemoryError()
+        mean, rstd = stats, stats + n_rows
+    n_threads = max(1, n_threads)
+    scratch = _scratch(n_threads, 2, n)
+    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
+        xs = scratch + 2 * n * threadid()
+        fastnorm_half_to_float(x + i * n, n, bfloat16, xs)
+        row_norm_fwd_float(xs, n, w, b, eps, rms, xs + n, mean + i, rstd + i)
+        fastnorm_float_to_half(xs + n, n, bfloat16, out + i * n)
+    free(scratch)
+    free(stats)
+    return 0
+
+
 def layer_norm_fwd_16(const unsigned short[:, ::1] X, const float[::1] weight,
                       const float[::1] bias, double eps, bint rms, bint bfloat16,
                       int n_threads, unsigned short[:, ::1] out, double[::1] mean,
                       double[::1] rstd):
     """layer_norm_fwd on 16-bit storage: X and out hold bfloat16 (bfloat16
     true) or float16 bits; weight/bias float32 or None."""
-    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i
-    cdef const float* w = NULL if weight is None else &weight[0]
-    cdef const float* b = NULL if bias is None else &bias[0]
-    cdef float* scratch
-    cdef float* xs
-    if n == 0 or n_rows == 0:
+    if X.shape[0] == 0 or X.shape[1] == 0:
         return
-    n_threads = max(1, n_threads)
-    scratch = _scratch(n_threads, 2, n)
-    for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-        xs = scratch + 2 * n * threadid()
-        fastnorm_half_to_float(&X[i, 0], n, bfloat16, xs)
-        row_norm_fwd_float(xs, n, w, b, eps, rms, xs + n, &mean[i], &rstd[i])
-        fastnorm_float_to_half(xs + n, n, bfloat16, &out[i, 0])
-    free(scratch)
+    _row_norm_fwd16_ptrs(&X[0, 0], X.shape[0], X.shape[1],
+                         NULL if weight is None else &weight[0],
+                         NULL if bias is None else &bias[0], eps, rms, bfloat16, n_threads,
+                         &out[0, 0], &mean[0], &rstd[0])
+
+
+def row_norm_fwd16_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, size_t bias,
+                        double eps, bint rms, bint bfloat16, int n_threads, size_t out,
+                        size_t mean, size_t rstd):
+    """layer_norm_fwd_16 over buffers given by address, as row_norm_fwd_into
+    (x, out: 16-bit bits; weight, bias: float32 or 0; mean, rstd: float64
+    or both 0)."""
+    _row_norm_fwd16_ptrs(<const unsigned short*> x, n_rows, n, <const float*> weight,
+                         <const float*> bias, eps, rms, bfloat16, n_threads,
+                         <unsigned short*> out, <double*> mean, <double*> rstd)
 
 
 cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, Py_ssize_t n,
@@ -456,34 +510,33 @@ cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, 
         row_norm_param_grads_float(s, s + n, n, mu, r, p, p + n)
 
 
-def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, ::1] X,
-                      const float[::1] weight, const double[::1] mean,
-                      const double[::1] rstd, bint rms, bint bfloat16, bint want_dw,
-                      bint want_db, int n_threads, unsigned short[:, ::1] dX,
-                      double[::1] dw, double[::1] db):
-    """layer_norm_bwd on 16-bit storage (see layer_norm_fwd_16). The weight
-    and bias gradients are summed in the same pass as dX (each row is read
-    once), in the same fixed blocks as layer_norm_bwd: bitwise the same for
-    any thread count."""
-    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1], i, j, blk, n_blocks, r0, r1
-    cdef Py_ssize_t rows_per_block
-    cdef const float* w = NULL if weight is None else &weight[0]
+cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
+                              Py_ssize_t n_rows, Py_ssize_t n, const float* w,
+                              const double* mean, const double* rstd, bint rms, bint bfloat16,
+                              int n_threads, unsigned short* dx, double* dw,
+                              double* db) except -1:
+    """layer_norm_bwd_16's work over buffers; dw and db both NULL when the
+    parameter gradients are not wanted."""
+    cdef Py_ssize_t i, j, blk, n_blocks, r0, r1, rows_per_block
     cdef float* scratch
     cdef double* partial = NULL
     cdef double* p
-    if n == 0 or n_rows == 0:
-        for j in range(n):
-            dw[j] = 0.0
-            db[j] = 0.0
-        return
+    if n == 0:
+        return 0
+    if n_rows == 0:
+        if dw != NULL:
+            for j in range(n):
+                dw[j] = 0.0
+                db[j] = 0.0
+        return 0
     n_threads = max(1, n_threads)
     scratch = _scratch(n_threads, 3, n)
-    if not (want_dw or want_db):
+    if dw == NULL:
         for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
-            _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
-                        scratch + 3 * n * threadid(), &dX[i, 0], NULL)
+            _bwd_row_16(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, bfloat16,
+                        scratch + 3 * n * threadid(), dx + i * n, NULL)
         free(scratch)
-        return
+        return 0
     n_blocks = _n_blocks(n_rows, n)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
     partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
@@ -495,11 +548,43 @@ def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, :
         r0 = blk * rows_per_block
         r1 = min(r0 + rows_per_block, n_rows)
         for i in range(r0, r1):
-            _bwd_row_16(&dY[i, 0], &X[i, 0], n, w, mean[i], rstd[i], rms, bfloat16,
-                        scratch + 3 * n * threadid(), &dX[i, 0], p)
+            _bwd_row_16(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, bfloat16,
+                        scratch + 3 * n * threadid(), dx + i * n, p)
     _sum_blocks(partial, n_blocks, n)
     for j in range(n):
         dw[j] = partial[j]
         db[j] = partial[n + j]
     free(partial)
     free(scratch)
+    return 0
+
+
+def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, ::1] X,
+                      const float[::1] weight, const double[::1] mean,
+                      const double[::1] rstd, bint rms, bint bfloat16, bint want_dw,
+                      bint want_db, int n_threads, unsigned short[:, ::1] dX,
+                      double[::1] dw, double[::1] db):
+    """layer_norm_bwd on 16-bit storage (see layer_norm_fwd_16). The weight
+    and bias gradients are summed in the same pass as dX (each row is read
+    once), in the same fixed blocks as layer_norm_bwd: bitwise the same for
+    any thread count."""
+    cdef Py_ssize_t n_rows = X.shape[0], n = X.shape[1]
+    cdef bint want = (want_dw or want_db) and n > 0
+    _row_norm_bwd16_ptrs(&dY[0, 0] if n_rows and n else NULL,
+                         &X[0, 0] if n_rows and n else NULL, n_rows, n,
+                         NULL if weight is None or n == 0 else &weight[0],
+                         &mean[0] if n_rows else NULL, &rstd[0] if n_rows else NULL, rms,
+                         bfloat16, n_threads, &dX[0, 0] if n_rows and n else NULL,
+                         &dw[0] if want else NULL, &db[0] if want else NULL)
+
+
+def row_norm_bwd16_into(size_t dy, size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight,
+                        size_t mean, size_t rstd, bint rms, bint bfloat16, int n_threads,
+                        size_t dx, size_t dw, size_t db):
+    """layer_norm_bwd_16 over buffers given by address (dy, x, dx: 16-bit
+    bits; weight: float32 or 0; mean, rstd: float64; dw, db: float64, n
+    values each, or both 0 when not wanted)."""
+    _row_norm_bwd16_ptrs(<const unsigned short*> dy, <const unsigned short*> x, n_rows, n,
+                         <const float*> weight, <const double*> mean, <const double*> rstd,
+                         rms, bfloat16, n_threads, <unsigned short*> dx, <double*> dw,
+                         <double*> db)

@@ -279,10 +279,10 @@ def row_norm_forward_into(x, n_rows, n, weight, bias, eps, rms, is_double, out, 
                              effective_n_threads(nbytes), out, mean, rstd)
 
 
-def set_tensor_api(plain_types, guards, grad_enabled, empty_like, float32, float64):
+def set_tensor_api(plain_types, guards, grad_enabled, empty_like, dtypes):
     """Hands fastnorm.torch's tensor API to row_norm_tensor_forward (see
     _norms.set_tensor_api)."""
-    _norms.set_tensor_api(plain_types, guards, grad_enabled, empty_like, float32, float64,
+    _norms.set_tensor_api(plain_types, guards, grad_enabled, empty_like, dtypes,
                           effective_n_threads, SMALL_INPUT_BYTES)
 
 
@@ -307,6 +307,21 @@ def row_norm_backward_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
     nbytes = n_rows * n * (8 if is_double else 4)
     _norms.row_norm_bwd_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
                              effective_n_threads(2 * nbytes), dx, dw, db)
+
+
+def row_norm_forward16_into(x, n_rows, n, weight, bias, eps, rms, bfloat16, out, mean, rstd):
+    """row_norm_forward_into for 16-bit storage (x, out: bfloat16 bits with
+    bfloat16, else float16; weight, bias: float32 or 0)."""
+    _norms.row_norm_fwd16_into(x, n_rows, n, weight, bias, eps, rms, bfloat16,
+                               effective_n_threads(4 * n_rows * n), out, mean, rstd)
+
+
+def row_norm_backward16_into(dy, x, n_rows, n, weight, mean, rstd, rms, bfloat16, dx, dw, db):
+    """row_norm_backward_into for 16-bit storage (dy, x, dx: bfloat16 bits
+    with bfloat16, else float16; weight: float32 or 0; dw, db: float64, or
+    both 0 when not wanted)."""
+    _norms.row_norm_bwd16_into(dy, x, n_rows, n, weight, mean, rstd, rms, bfloat16,
+                               effective_n_threads(8 * n_rows * n), dx, dw, db)
 
 
 def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False,

@@ -418,24 +418,42 @@ def _from_array(a, dtype):
     return _tensor(a, dtype)
 
 
+def _fast_kernel_param(p, input, n):
+    """p as the row-norm kernels take it (None, p, or p in float32 beside
+    16-bit input), or False when the common call (see _fast_row_norm) does
+    not hold for it."""
+    if p is None:
+        return None
+    if type(p) not in _PLAIN or not p.is_cpu or p.dim() != 1 or p.shape[0] != n \
+            or not p.is_contiguous():
+        return False
+    if input.dtype in _HALF:
+        return p if p.dtype is torch.float32 else p.float() if p.dtype is input.dtype else False
+    return p if p.dtype is input.dtype else False
+
+
+def _address(t):
+    return 0 if t is None else t.data_ptr()
+
+
 def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     """(out, mean, rstd) of the common eager call on CPU tensors, straight
     from the tensors' memory, or None for the general path. Making NumPy
     views of the tensors costs more than a small call's kernel. The common
-    call: a contiguous float32/float64 CPU tensor normalized over its last
-    dimension, weight and bias None or contiguous CPU tensors of that shape
-    and dtype. Every check of the general path holds for it by construction."""
+    call: a contiguous float32/float64/bfloat16/float16 CPU tensor
+    normalized over its last dimension, weight and bias None or contiguous
+    CPU tensors of that shape and dtype (or float32 beside 16-bit input).
+    Every check of the general path holds for it by construction."""
     dtype = input.dtype
-    if (dtype is not torch.float32 and dtype is not torch.float64) or not input.is_cpu \
-            or len(normalized_shape) != 1 or not input.is_contiguous():
+    if dtype not in _FLOAT or not input.is_cpu or len(normalized_shape) != 1 \
+            or not input.is_contiguous():
         return None
     n = normalized_shape[0]
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
-    for p in (weight, bias):
-        if p is not None and (type(p) not in _PLAIN or p.dtype is not dtype or not p.is_cpu
-                              or p.dim() != 1 or p.shape[0] != n or not p.is_contiguous()):
-            return None
+    weight, bias = _fast_kernel_param(weight, input, n), _fast_kernel_param(bias, input, n)
+    if weight is False or bias is False:
+        return None
     ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
     if ops is None:
         return None
@@ -444,11 +462,14 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     out = _new_output(input) if buffers is None else buffers.empty("output", input)
     mean = torch.empty(n_rows, dtype=torch.float64)
     rstd = torch.empty(n_rows, dtype=torch.float64)
-    ops.row_norm_forward_into(input.data_ptr(), n_rows, n,
-                              0 if weight is None else weight.data_ptr(),
-                              0 if bias is None else bias.data_ptr(), eps, rms,
-                              dtype is torch.float64, out.data_ptr(), mean.data_ptr(),
-                              rstd.data_ptr())
+    if dtype in _HALF:
+        ops.row_norm_forward16_into(input.data_ptr(), n_rows, n, _address(weight),
+                                    _address(bias), eps, rms, dtype is torch.bfloat16,
+                                    out.data_ptr(), mean.data_ptr(), rstd.data_ptr())
+    else:
+        ops.row_norm_forward_into(input.data_ptr(), n_rows, n, _address(weight),
+                                  _address(bias), eps, rms, dtype is torch.float64,
+                                  out.data_ptr(), mean.data_ptr(), rstd.data_ptr())
     return out, mean, rstd
 
 
@@ -481,18 +502,17 @@ def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, 
     """(dx, dw, db) of the common call (see _fast_row_norm) straight from the
     tensors' memory, or None for the general path."""
     dtype = input.dtype
-    if (dtype is not torch.float32 and dtype is not torch.float64) or not input.is_cpu \
-            or len(normalized_shape) != 1 or not input.is_contiguous() \
-            or type(grad_output) not in _PLAIN or grad_output.dtype is not dtype \
-            or not grad_output.is_cpu or not grad_output.is_contiguous() \
-            or grad_output.shape != input.shape:
+    if dtype not in _FLOAT or not input.is_cpu or len(normalized_shape) != 1 \
+            or not input.is_contiguous() or type(grad_output) not in _PLAIN \
+            or grad_output.dtype is not dtype or not grad_output.is_cpu \
+            or not grad_output.is_contiguous() or grad_output.shape != input.shape:
         return None
     n = normalized_shape[0]
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
-    if weight is not None and (type(weight) not in _PLAIN or weight.dtype is not dtype
-                               or not weight.is_cpu or weight.dim() != 1
-                               or weight.shape[0] != n or not weight.is_contiguous()):
+    param_dtype = weight.dtype if weight is not None else dtype
+    weight = _fast_kernel_param(weight, input, n)
+    if weight is False:
         return None
     n_rows = input.numel() // n
     for s in (mean, rstd):  # (the forward's own outputs, unless called directly)
@@ -502,17 +522,25 @@ def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, 
     ops = _backend.numpy_ops()
     if ops is None:
         return None
+    half = dtype in _HALF
     buffers = _REUSE.get()  # (a module's: see _Buffers)
     dx = _new_output(input) if buffers is None else buffers.empty("grad_input", input)
+    dw = db = None
     if weight is not None or (want_bias and not rms):  # (the kernel gives both or neither)
-        dw, db = torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
-        dw_at, db_at = dw.data_ptr(), db.data_ptr()
+        # (16-bit input: summed into float64, then stored in the parameters' dtype)
+        dw, db = (torch.empty(n, dtype=torch.float64 if half else dtype) for _ in "wb")
+    if half:
+        ops.row_norm_backward16_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
+                                     _address(weight), mean.data_ptr(), rstd.data_ptr(), rms,
+                                     dtype is torch.bfloat16, dx.data_ptr(), _address(dw),
+                                     _address(db))
+        if dw is not None:
+            dw, db = dw.to(param_dtype), db.to(param_dtype)
     else:
-        dw_at = db_at = 0
-    ops.row_norm_backward_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
-                               0 if weight is None else weight.data_ptr(), mean.data_ptr(),
-                               rstd.data_ptr(), rms, dtype is torch.float64, dx.data_ptr(),
-                               dw_at, db_at)
+        ops.row_norm_backward_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
+                                   _address(weight), mean.data_ptr(), rstd.data_ptr(), rms,
+                                   dtype is torch.float64, dx.data_ptr(), _address(dw),
+                                   _address(db))
     return (dx, dw if weight is not None else _nothing(input),
             db if want_bias and not rms else _nothing(input))
 
@@ -586,7 +614,8 @@ def _shape_list(normalized_shape):
 _cpu.set_tensor_api(_PLAIN, (torch._C._is_torch_function_mode_enabled,
                              torch._C._len_torch_dispatch_stack,
                              torch._C._are_functorch_transforms_active),
-                    torch.is_grad_enabled, torch.empty_like, torch.float32, torch.float64)
+                    torch.is_grad_enabled, torch.empty_like,
+                    (torch.float32, torch.float64, torch.bfloat16, torch.float16))
 
 
 _current_backend = _backend.current_backend

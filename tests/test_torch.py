@@ -561,12 +561,44 @@ def test_16_bit_cpu_tensors_reach_the_16_bit_kernels_without_copies(monkeypatch,
         seen["x"], seen["bfloat16"] = x, kwargs["bfloat16"]
         return real(x, *args, **kwargs)
     monkeypatch.setattr(F, "_row_norm", spy)
-    x = torch.randn(4, 16).to(dtype)
-    y = ft.layer_norm(x, (16,), torch.ones(16), torch.zeros(16))
+    # (over two dimensions: the general path; one is the pointer path, with no copy by
+    # construction: test_16_bit_pointer_paths_give_the_general_paths_bits)
+    x = torch.randn(2, 4, 16).to(dtype)
+    y = ft.layer_norm(x, (4, 16), torch.ones(4, 16), torch.zeros(4, 16))
     assert seen["bfloat16"] == (dtype == torch.bfloat16)
     assert seen["x"].dtype == (np.uint16 if dtype == torch.bfloat16 else np.float16)
     assert seen["x"].__array_interface__["data"][0] == x.data_ptr()  # x itself, no copy
-    torch.testing.assert_close(y, TF.layer_norm(x, (16,)), **_tol(dtype))
+    torch.testing.assert_close(y, TF.layer_norm(x, (4, 16)), **_tol(dtype))
+
+
+@pytest.mark.parametrize("param_dtype", ["float32", "input's"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_16_bit_pointer_paths_give_the_general_paths_bits(monkeypatch, dtype, param_dtype):
+    x = (torch.randn(5, 3, 33) * 2 + 1).to(dtype)
+    p_dtype = torch.float32 if param_dtype == "float32" else dtype
+    w, b = torch.randn(33).to(p_dtype), torch.randn(33).to(p_dtype)
+    dy = torch.randn(5, 3, 33).to(dtype)
+    assert ft._fast_row_norm(x, [33], w, b, 1e-5, False) is not None
+    assert ft._row_norm_inference(x, (33,), w, b, 1e-5, False, None) is not None
+    assert ft._fast_row_norm(x, [33], w.double(), b, 1e-5, False) is None
+
+    def run():
+        results = []
+        for rms in (False, True):
+            leaves = [t.clone().requires_grad_() for t in ((x, w) if rms else (x, w, b))]
+            fn = (lambda x, w: ft.rms_norm(x, (33,), w)) if rms else \
+                (lambda x, w, b: ft.layer_norm(x, (33,), w, b))
+            y = fn(*leaves)
+            results += [y, *torch.autograd.grad(y, leaves, dy)]
+            with torch.no_grad():
+                results.append(fn(*leaves))
+        return results
+    fast = run()
+    for name in ("_fast_row_norm", "_fast_row_norm_backward", "_row_norm_tensor_forward"):
+        monkeypatch.setattr(ft, name, lambda *a, **k: None)
+    general = run()
+    for a, b in zip(fast, general):
+        assert a.dtype == b.dtype and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
@@ -648,7 +680,8 @@ def test_inference_calls_take_the_lean_path_with_the_general_paths_bits():
     assert lean_call(x, 33, None, None, 1e-5, True) is not None
     assert lean_call(x, (3, 33), None, None, 1e-5, False) is None      # over two dims
     assert lean_call(x.transpose(0, 1), (33,), None, None, 1e-5, False) is None
-    assert lean_call(x.half(), (33,), None, None, 1e-5, False) is None
+    assert lean_call(x.half(), (33,), None, None, 1e-5, False) is not None  # 16-bit too
+    assert lean_call(x.half(), (33,), w.detach().double(), None, 1e-5, False) is None
     assert lean_call(x, (33,), w, None, 1e-5, False) is None            # w needs grad
     assert lean_call(x, (33,), w.detach()[::1].double(), None, 1e-5, False) is None
 
