@@ -626,9 +626,10 @@ _row_norm_tensor_forward = _cpu.row_norm_tensor_forward
 def _row_norm_inference(input, normalized_shape, weight, bias, eps, rms, owner):
     """The output of the common inference call, or None for the general
     path: plain eager execution (see _plain_eager) that autograd need not
-    record, on a contiguous float32/float64 CPU tensor normalized over its
-    last dimension, weight and bias None or contiguous CPU tensors of that
-    size and dtype. No statistics are saved. Every check of the general path
+    record, on a contiguous float32/float64/bfloat16/float16 CPU tensor
+    normalized over its last dimension, weight and bias None or contiguous
+    CPU tensors of that size and dtype (or float32 beside 16-bit input). No
+    statistics are saved. Every check of the general path
     holds for it by construction; they are made in compiled code
     (_cpu.row_norm_tensor_forward), as they cost more than a small call's
     kernel. owner: the module whose buffers the output may reuse (see
