@@ -147,10 +147,10 @@ cdef extern from "moments_cols.h":
                                 Py_ssize_t b, const double* K, double* sum,
                                 bint skip_nan) noexcept nogil
     void squared_deviations_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
-                                  Py_ssize_t b, const double* center,
+                                  Py_ssize_t b, Py_ssize_t prefetch_to, const double* center,
                                   double* m2, double* dev) noexcept nogil
     void squared_deviations_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a,
-                                   Py_ssize_t b, const double* center,
+                                   Py_ssize_t b, Py_ssize_t prefetch_to, const double* center,
                                    double* m2, double* dev) noexcept nogil
     # the corrected two-pass step after squared_deviations (dev: its sums
     # of x - center; becomes the count w_sum): mean - K and M2, exact
@@ -227,9 +227,11 @@ cdef void _moments_cols_block(
                 center[j] = sub_mean[j] + K[j]
             # sub_n doubles as the deviation sums, then gets its count back
             if floating is float:
-                squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
+                squared_deviations_float(X, n_cols, a, b, min(b + sub_rows, r1), center,
+                                         sub_m2, sub_n)
             else:
-                squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+                squared_deviations_double(X, n_cols, a, b, min(b + sub_rows, r1), center,
+                                          sub_m2, sub_n)
             correct_to_mean(n_cols, w_sum, K, center, sub_mean, sub_m2, sub_n)
         else:
             for i in range(a, b):

@@ -60,18 +60,32 @@ static void FASTNORM_FN(resum_non_finite)(
 /* m2[j] = sum over rows [a, b) of (x[i, j] - center[j])^2 and
  * dev[j] = sum of (x[i, j] - center[j]): with dev, the caller corrects the
  * provisional center to the exact mean (the corrected two-pass algorithm):
- * mean = center + dev / n, M2 = m2 - dev^2 / n. */
+ * mean = center + dev / n, M2 = m2 - dev^2 / n.
+ *
+ * Meanwhile rows [b, prefetch_to) (the next sub-chunk) are prefetched, a
+ * slice per sweep: this pass is arithmetic on cached rows, so memory is idle
+ * during it, and the next sub-chunk's first pass then reads from cache. A
+ * sub-chunk used to cost its memory time plus this pass's arithmetic; now
+ * mostly the larger of the two. */
 static void FASTNORM_FN(squared_deviations)(
         const T *restrict X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
-        const double *restrict center, double *restrict m2, double *restrict dev)
+        Py_ssize_t prefetch_to, const double *restrict center, double *restrict m2,
+        double *restrict dev)
 {
     Py_ssize_t i, j;
+    const char *next = (const char *)(X + b * n_cols);
+    const char *next_end = (const char *)(X + prefetch_to * n_cols);
+    const Py_ssize_t n_sweeps = (b - a) / 4 > 0 ? (b - a) / 4 : 1;
+    const Py_ssize_t per_sweep = prefetch_to > b ? (next_end - next) / n_sweeps + 64 : 0;
     for (j = 0; j < n_cols; j++) {
         m2[j] = 0.0;
         dev[j] = 0.0;
     }
     for (i = a; i + 4 <= b; i += 4) {
         const T *restrict x = X + i * n_cols;
+        const char *stop = next + per_sweep < next_end ? next + per_sweep : next_end;
+        for (; next < stop; next += 64)
+            __builtin_prefetch(next, 0, 3);
         for (j = 0; j < n_cols; j++) {
             double c = center[j];
             double d0 = (double)x[j] - c, d1 = (double)x[j + n_cols] - c;
