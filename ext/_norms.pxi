@@ -224,18 +224,16 @@ def set_tensor_api(tuple plain_types, tuple guards, grad_enabled, empty_like, tu
 
 
 cdef object _kernel_param(object p, object dtype, Py_ssize_t n, bint grad, bint half):
-    """p as the kernel takes it: None, p, or (16-bit input) p in float32;
-    False when p is not a plain contiguous CPU tensor of n values of dtype
-    (or float32 beside 16-bit input) that autograd need not follow."""
+    """p as the kernel takes it (None or p), or False when p is not a plain
+    contiguous CPU tensor of n values of dtype (or float32 beside 16-bit
+    input) that autograd need not follow."""
     if p is None:
         return None
     if type(p) not in _plain_tensor_types or (grad and p.requires_grad) or not p.is_cpu \
             or p.dim() != 1 or p.numel() != n or not p.is_contiguous():
         return False
-    if half:
-        if p.dtype is _tensor_dtypes[0]:
-            return p
-        return p.float() if p.dtype is dtype else False
+    if half and p.dtype is _tensor_dtypes[0]:
+        return p
     return p if p.dtype is dtype else False
 
 
@@ -294,9 +292,10 @@ def row_norm_tensor_fwd(input, normalized_shape, weight, bias, eps, bint rms, al
     n_threads = 1 if work_bytes < _one_thread_below else _threads_for_bytes(work_bytes)
     if half:
         _row_norm_fwd16_ptrs(<const unsigned short*> _address(input), n_rows, n,
-                             <const float*> _address(weight), <const float*> _address(bias),
+                             <const void*> _address(weight), <const void*> _address(bias),
                              eps, rms, bf16, n_threads, <unsigned short*> _address(out),
-                             NULL, NULL)
+                             NULL, NULL, weight is not None and weight.dtype is dtype,
+                             bias is not None and bias.dtype is dtype)
     else:
         _row_norm_fwd_ptrs(_address(input), n_rows, n, _address(weight), _address(bias), eps,
                            rms, itemsize == 8, n_threads, _address(out), 0, 0)
@@ -445,16 +444,30 @@ cdef float* _scratch(int n_threads, Py_ssize_t rows, Py_ssize_t n) except NULL:
 
 
 cdef int _row_norm_fwd16_ptrs(const unsigned short* x, Py_ssize_t n_rows, Py_ssize_t n,
-                              const float* w, const float* b, double eps, bint rms,
+                              const void* w, const void* b, double eps, bint rms,
                               bint bfloat16, int n_threads, unsigned short* out,
-                              double* mean, double* rstd) except -1:
-    """layer_norm_fwd_16's work over buffers (mean, rstd NULL: not wanted)."""
+                              double* mean, double* rstd, bint w16=False,
+                              bint b16=False) except -1:
+    """layer_norm_fwd_16's work over buffers (mean, rstd NULL: not wanted).
+    w, b: float32, or (w16, b16) 16-bit values of x's kind, converted here
+    once (torch's conversion of a small parameter cost more than the kernel)."""
     cdef Py_ssize_t i
     cdef float* scratch
     cdef float* xs
     cdef double* stats = NULL
+    cdef float* params = NULL
     if n == 0 or n_rows == 0:
         return 0
+    if (w != NULL and w16) or (b != NULL and b16):
+        params = <float*> malloc(2 * n * sizeof(float))
+        if params == NULL:
+            raise MemoryError()
+        if w != NULL and w16:
+            fastnorm_half_to_float(<const unsigned short*> w, n, bfloat16, params)
+            w = params
+        if b != NULL and b16:
+            fastnorm_half_to_float(<const unsigned short*> b, n, bfloat16, params + n)
+            b = params + n
     if mean == NULL or rstd == NULL:
         stats = <double*> malloc(2 * n_rows * sizeof(double))
         if stats == NULL:
@@ -465,10 +478,12 @@ cdef int _row_norm_fwd16_ptrs(const unsigned short* x, Py_ssize_t n_rows, Py_ssi
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
         xs = scratch + 2 * n * threadid()
         fastnorm_half_to_float(x + i * n, n, bfloat16, xs)
-        row_norm_fwd_float(xs, n, w, b, eps, rms, xs + n, mean + i, rstd + i)
+        row_norm_fwd_float(xs, n, <const float*> w, <const float*> b, eps, rms, xs + n,
+                           mean + i, rstd + i)
         fastnorm_float_to_half(xs + n, n, bfloat16, out + i * n)
     free(scratch)
     free(stats)
+    free(params)
     return 0
 
 
