@@ -37,86 +37,10 @@ static inline double row_v4d_total(const row_v4d a[4])
 }
 #endif
 
-#if defined(__AVX__) && !FASTNORM_T_IS_FLOAT
-typedef T FASTNORM_FN(row_v4) __attribute__((vector_size(4 * sizeof(T))));
-
-/* 4 values from x (any alignment) as doubles */
-static inline row_v4d FASTNORM_FN(row_load4)(const T *x)
-{
-    FASTNORM_FN(row_v4) v;
-    memcpy(&v, x, sizeof v);
-    return __builtin_convertvector(v, row_v4d);
-}
+/* The plain loops: float32 rows, SSE2 builds, and the tails of the lanes. */
 
 /* sum of x */
-static inline double FASTNORM_FN(row_sum)(const T *restrict x, Py_ssize_t n)
-{
-    row_v4d acc[4] = {{0.0}};
-    double s = 0.0;
-    Py_ssize_t j = 0, k;
-    for (; j + ROW_LANES <= n; j += ROW_LANES)
-        for (k = 0; k < 4; k++)
-            acc[k] += FASTNORM_FN(row_load4)(x + j + 4 * k);
-    for (; j < n; j++)
-        s += x[j];
-    return s + row_v4d_total(acc);
-}
-
-/* sum of d and of d * d, d = x - mu */
-static inline void FASTNORM_FN(row_dev_sums)(const T *restrict x, Py_ssize_t n, double mu,
-                                             double *sum_d, double *sum_dd)
-{
-    row_v4d acc_d[4] = {{0.0}}, acc_dd[4] = {{0.0}};
-    const row_v4d mu4 = {mu, mu, mu, mu};
-    double s = 0.0, q = 0.0;
-    Py_ssize_t j = 0, k;
-    for (; j + ROW_LANES <= n; j += ROW_LANES) {
-        ROW_PREFETCH_NEXT(x, n, j);
-        for (k = 0; k < 4; k++) {
-            const row_v4d d = FASTNORM_FN(row_load4)(x + j + 4 * k) - mu4;
-            acc_d[k] += d;
-            acc_dd[k] += d * d;
-        }
-    }
-    for (; j < n; j++) {
-        const double d = (double)x[j] - mu;
-        s += d;
-        q += d * d;
-    }
-    *sum_d = s + row_v4d_total(acc_d);
-    *sum_dd = q + row_v4d_total(acc_dd);
-}
-
-/* sum of g and of g * xhat, g = dy * w (dy when w is NULL), xhat = (x - mu) * r */
-static inline void FASTNORM_FN(row_grad_sums)(const T *restrict dy, const T *restrict x,
-                                              Py_ssize_t n, const T *restrict w, double mu,
-                                              double r, double *sum_g, double *sum_gx)
-{
-    row_v4d acc_g[4] = {{0.0}}, acc_gx[4] = {{0.0}};
-    const row_v4d mu4 = {mu, mu, mu, mu}, r4 = {r, r, r, r};
-    double s = 0.0, q = 0.0;
-    Py_ssize_t j = 0, k;
-    for (; j + ROW_LANES <= n; j += ROW_LANES)
-        for (k = 0; k < 4; k++) {
-            row_v4d g = FASTNORM_FN(row_load4)(dy + j + 4 * k);
-            if (w)
-                g *= FASTNORM_FN(row_load4)(w + j + 4 * k);
-            acc_g[k] += g;
-            acc_gx[k] += g * ((FASTNORM_FN(row_load4)(x + j + 4 * k) - mu4) * r4);
-        }
-    for (; j < n; j++) {
-        const double g = w ? (double)dy[j] * w[j] : (double)dy[j];
-        s += g;
-        q += g * (((double)x[j] - mu) * r);
-    }
-    *sum_g = s + row_v4d_total(acc_g);
-    *sum_gx = q + row_v4d_total(acc_gx);
-}
-
-#else  /* float32, or SSE2: plain loops */
-
-/* sum of x */
-static inline double FASTNORM_FN(row_sum)(const T *restrict x, Py_ssize_t n)
+static inline double FASTNORM_FN(row_sum_plain)(const T *restrict x, Py_ssize_t n)
 {
     double s = 0.0;
     Py_ssize_t j;
@@ -126,8 +50,8 @@ static inline double FASTNORM_FN(row_sum)(const T *restrict x, Py_ssize_t n)
 }
 
 /* sum of d and of d * d, d = x - mu */
-static inline void FASTNORM_FN(row_dev_sums)(const T *restrict x, Py_ssize_t n, double mu,
-                                             double *sum_d, double *sum_dd)
+static inline void FASTNORM_FN(row_dev_sums_plain)(const T *restrict x, Py_ssize_t n, double mu,
+                                                   double *sum_d, double *sum_dd)
 {
     double s = 0.0, q = 0.0;
     Py_ssize_t j0, j;
@@ -145,9 +69,9 @@ static inline void FASTNORM_FN(row_dev_sums)(const T *restrict x, Py_ssize_t n, 
 }
 
 /* sum of g and of g * xhat, g = dy * w (dy when w is NULL), xhat = (x - mu) * r */
-static inline void FASTNORM_FN(row_grad_sums)(const T *restrict dy, const T *restrict x,
-                                              Py_ssize_t n, const T *restrict w, double mu,
-                                              double r, double *sum_g, double *sum_gx)
+static inline void FASTNORM_FN(row_grad_sums_plain)(const T *restrict dy, const T *restrict x,
+                                                    Py_ssize_t n, const T *restrict w, double mu,
+                                                    double r, double *sum_g, double *sum_gx)
 {
     double s = 0.0, q = 0.0;
     Py_ssize_t j;
@@ -167,6 +91,76 @@ static inline void FASTNORM_FN(row_grad_sums)(const T *restrict dy, const T *res
     *sum_g = s;
     *sum_gx = q;
 }
+
+#if defined(__AVX__) && !FASTNORM_T_IS_FLOAT
+typedef T FASTNORM_FN(row_v4) __attribute__((vector_size(4 * sizeof(T))));
+
+/* 4 values from x (any alignment) as doubles */
+static inline row_v4d FASTNORM_FN(row_load4)(const T *x)
+{
+    FASTNORM_FN(row_v4) v;
+    memcpy(&v, x, sizeof v);
+    return __builtin_convertvector(v, row_v4d);
+}
+
+/* sum of x */
+static inline double FASTNORM_FN(row_sum_lanes)(const T *restrict x, Py_ssize_t n)
+{
+    row_v4d acc[4] = {{0.0}};
+    Py_ssize_t j = 0, k;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (k = 0; k < 4; k++)
+            acc[k] += FASTNORM_FN(row_load4)(x + j + 4 * k);
+    return FASTNORM_FN(row_sum_plain)(x + j, n - j) + row_v4d_total(acc);
+}
+
+/* sum of d and of d * d, d = x - mu */
+static inline void FASTNORM_FN(row_dev_sums_lanes)(const T *restrict x, Py_ssize_t n, double mu,
+                                                   double *sum_d, double *sum_dd)
+{
+    row_v4d acc_d[4] = {{0.0}}, acc_dd[4] = {{0.0}};
+    const row_v4d mu4 = {mu, mu, mu, mu};
+    double s = 0.0, q = 0.0;
+    Py_ssize_t j = 0, k;
+    for (; j + ROW_LANES <= n; j += ROW_LANES) {
+        ROW_PREFETCH_NEXT(x, n, j);
+        for (k = 0; k < 4; k++) {
+            const row_v4d d = FASTNORM_FN(row_load4)(x + j + 4 * k) - mu4;
+            acc_d[k] += d;
+            acc_dd[k] += d * d;
+        }
+    }
+    FASTNORM_FN(row_dev_sums_plain)(x + j, n - j, mu, &s, &q);
+    *sum_d = s + row_v4d_total(acc_d);
+    *sum_dd = q + row_v4d_total(acc_dd);
+}
+
+/* sum of g and of g * xhat, g = dy * w (dy when w is NULL), xhat = (x - mu) * r */
+static inline void FASTNORM_FN(row_grad_sums_lanes)(const T *restrict dy, const T *restrict x,
+                                                    Py_ssize_t n, const T *restrict w, double mu,
+                                                    double r, double *sum_g, double *sum_gx)
+{
+    row_v4d acc_g[4] = {{0.0}}, acc_gx[4] = {{0.0}};
+    const row_v4d mu4 = {mu, mu, mu, mu}, r4 = {r, r, r, r};
+    double s = 0.0, q = 0.0;
+    Py_ssize_t j = 0, k;
+    for (; j + ROW_LANES <= n; j += ROW_LANES)
+        for (k = 0; k < 4; k++) {
+            row_v4d g = FASTNORM_FN(row_load4)(dy + j + 4 * k);
+            if (w)
+                g *= FASTNORM_FN(row_load4)(w + j + 4 * k);
+            acc_g[k] += g;
+            acc_gx[k] += g * ((FASTNORM_FN(row_load4)(x + j + 4 * k) - mu4) * r4);
+        }
+    FASTNORM_FN(row_grad_sums_plain)(dy + j, x + j, n - j, w ? w + j : NULL, mu, r, &s, &q);
+    *sum_g = s + row_v4d_total(acc_g);
+    *sum_gx = q + row_v4d_total(acc_gx);
+}
+
+/* ROW_SUMS(row_sum) etc.: the lanes or the plain loops, as this type and build use */
+#define ROW_SUMS(name) FASTNORM_FN(name##_lanes)
+#else
+#define ROW_SUMS(name) FASTNORM_FN(name##_plain)
 #endif
 
 static void FASTNORM_FN(row_norm_fwd)(
@@ -178,8 +172,8 @@ static void FASTNORM_FN(row_norm_fwd)(
     const double inv_n = 1.0 / n;
     double mu = 0.0, q = 0.0, s = 0.0, r;
     if (!rms)
-        mu = FASTNORM_FN(row_sum)(x, n) * inv_n;
-    FASTNORM_FN(row_dev_sums)(x, n, mu, &s, &q);
+        mu = ROW_SUMS(row_sum)(x, n) * inv_n;
+    ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
     if (!rms) {  /* corrected two-pass: the deviations' sum repairs the mean */
         mu += s * inv_n;
         q -= s * s * inv_n;
@@ -210,7 +204,7 @@ static void FASTNORM_FN(row_norm_bwd)(
 {
     Py_ssize_t j;
     double sum_g = 0.0, sum_gx = 0.0, c1, c2;
-    FASTNORM_FN(row_grad_sums)(dy, x, n, w, mu, r, &sum_g, &sum_gx);
+    ROW_SUMS(row_grad_sums)(dy, x, n, w, mu, r, &sum_g, &sum_gx);
     c1 = rms ? 0.0 : sum_g / n;
     c2 = sum_gx / n;
 #if FASTNORM_T_IS_FLOAT
@@ -238,3 +232,5 @@ static void FASTNORM_FN(row_norm_param_grads)(
         db[j] += dy[j];
     }
 }
+
+#undef ROW_SUMS
