@@ -503,13 +503,13 @@ def layer_norm_fwd_16(const unsigned short[:, ::1] X, const float[::1] weight,
 
 def row_norm_fwd16_into(size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight, size_t bias,
                         double eps, bint rms, bint bfloat16, int n_threads, size_t out,
-                        size_t mean, size_t rstd):
+                        size_t mean, size_t rstd, bint w16=False, bint b16=False):
     """layer_norm_fwd_16 over buffers given by address, as row_norm_fwd_into
-    (x, out: 16-bit bits; weight, bias: float32 or 0; mean, rstd: float64
-    or both 0)."""
-    _row_norm_fwd16_ptrs(<const unsigned short*> x, n_rows, n, <const float*> weight,
-                         <const float*> bias, eps, rms, bfloat16, n_threads,
-                         <unsigned short*> out, <double*> mean, <double*> rstd)
+    (x, out: 16-bit bits; weight, bias: float32, or 16-bit like x with w16,
+    b16, or 0; mean, rstd: float64 or both 0)."""
+    _row_norm_fwd16_ptrs(<const unsigned short*> x, n_rows, n, <const void*> weight,
+                         <const void*> bias, eps, rms, bfloat16, n_threads,
+                         <unsigned short*> out, <double*> mean, <double*> rstd, w16, b16)
 
 
 cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, Py_ssize_t n,
@@ -526,16 +526,19 @@ cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, 
 
 
 cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
-                              Py_ssize_t n_rows, Py_ssize_t n, const float* w,
+                              Py_ssize_t n_rows, Py_ssize_t n, const void* weight,
                               const double* mean, const double* rstd, bint rms, bint bfloat16,
                               int n_threads, unsigned short* dx, double* dw,
-                              double* db) except -1:
+                              double* db, bint w16=False) except -1:
     """layer_norm_bwd_16's work over buffers; dw and db both NULL when the
-    parameter gradients are not wanted."""
+    parameter gradients are not wanted. weight: float32, or 16-bit like x
+    with w16 (converted here, as in _row_norm_fwd16_ptrs)."""
     cdef Py_ssize_t i, j, blk, n_blocks, r0, r1, rows_per_block
     cdef float* scratch
     cdef double* partial = NULL
     cdef double* p
+    cdef float* w16_as_float = NULL
+    cdef const float* w = <const float*> weight
     if n == 0:
         return 0
     if n_rows == 0:
@@ -546,17 +549,26 @@ cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
         return 0
     n_threads = max(1, n_threads)
     scratch = _scratch(n_threads, 3, n)
+    if weight != NULL and w16:
+        w16_as_float = <float*> malloc(n * sizeof(float))
+        if w16_as_float == NULL:
+            free(scratch)
+            raise MemoryError()
+        fastnorm_half_to_float(<const unsigned short*> weight, n, bfloat16, w16_as_float)
+        w = w16_as_float
     if dw == NULL:
         for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
             _bwd_row_16(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, bfloat16,
                         scratch + 3 * n * threadid(), dx + i * n, NULL)
         free(scratch)
+        free(w16_as_float)
         return 0
     n_blocks = _n_blocks(n_rows, n)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
     partial = <double*> calloc(2 * n_blocks * n, sizeof(double))
     if partial == NULL:
         free(scratch)
+        free(w16_as_float)
         raise MemoryError()
     for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads):
         p = partial + 2 * blk * n
@@ -571,6 +583,7 @@ cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
         db[j] = partial[n + j]
     free(partial)
     free(scratch)
+    free(w16_as_float)
     return 0
 
 
@@ -595,11 +608,11 @@ def layer_norm_bwd_16(const unsigned short[:, ::1] dY, const unsigned short[:, :
 
 def row_norm_bwd16_into(size_t dy, size_t x, Py_ssize_t n_rows, Py_ssize_t n, size_t weight,
                         size_t mean, size_t rstd, bint rms, bint bfloat16, int n_threads,
-                        size_t dx, size_t dw, size_t db):
+                        size_t dx, size_t dw, size_t db, bint w16=False):
     """layer_norm_bwd_16 over buffers given by address (dy, x, dx: 16-bit
-    bits; weight: float32 or 0; mean, rstd: float64; dw, db: float64, n
-    values each, or both 0 when not wanted)."""
+    bits; weight: float32, or 16-bit like x with w16, or 0; mean, rstd:
+    float64; dw, db: float64, n values each, or both 0 when not wanted)."""
     _row_norm_bwd16_ptrs(<const unsigned short*> dy, <const unsigned short*> x, n_rows, n,
-                         <const float*> weight, <const double*> mean, <const double*> rstd,
+                         <const void*> weight, <const double*> mean, <const double*> rstd,
                          rms, bfloat16, n_threads, <unsigned short*> dx, <double*> dw,
-                         <double*> db)
+                         <double*> db, w16)

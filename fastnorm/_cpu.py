@@ -309,19 +309,22 @@ def row_norm_backward_into(dy, x, n_rows, n, weight, mean, rstd, rms, is_double,
                              effective_n_threads(2 * nbytes), dx, dw, db)
 
 
-def row_norm_forward16_into(x, n_rows, n, weight, bias, eps, rms, bfloat16, out, mean, rstd):
+def row_norm_forward16_into(x, n_rows, n, weight, bias, eps, rms, bfloat16, out, mean, rstd,
+                            w16=False, b16=False):
     """row_norm_forward_into for 16-bit storage (x, out: bfloat16 bits with
-    bfloat16, else float16; weight, bias: float32 or 0)."""
+    bfloat16, else float16; weight, bias: float32, or 16-bit like x with
+    w16, b16, or 0)."""
     _norms.row_norm_fwd16_into(x, n_rows, n, weight, bias, eps, rms, bfloat16,
-                               effective_n_threads(4 * n_rows * n), out, mean, rstd)
+                               effective_n_threads(4 * n_rows * n), out, mean, rstd, w16, b16)
 
 
-def row_norm_backward16_into(dy, x, n_rows, n, weight, mean, rstd, rms, bfloat16, dx, dw, db):
+def row_norm_backward16_into(dy, x, n_rows, n, weight, mean, rstd, rms, bfloat16, dx, dw, db,
+                             w16=False):
     """row_norm_backward_into for 16-bit storage (dy, x, dx: bfloat16 bits
-    with bfloat16, else float16; weight: float32 or 0; dw, db: float64, or
-    both 0 when not wanted)."""
+    with bfloat16, else float16; weight: float32, or 16-bit like x with w16,
+    or 0; dw, db: float64, or both 0 when not wanted)."""
     _norms.row_norm_bwd16_into(dy, x, n_rows, n, weight, mean, rstd, rms, bfloat16,
-                               effective_n_threads(8 * n_rows * n), dx, dw, db)
+                               effective_n_threads(8 * n_rows * n), dx, dw, db, w16)
 
 
 def row_norm_backward(dY, X, weight, mean, rstd, rms, want_dw, want_db, *, bfloat16=False,

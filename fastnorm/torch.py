@@ -419,21 +419,25 @@ def _from_array(a, dtype):
 
 
 def _fast_kernel_param(p, input, n):
-    """p as the row-norm kernels take it (None, p, or p in float32 beside
-    16-bit input), or False when the common call (see _fast_row_norm) does
-    not hold for it."""
+    """Whether the row-norm kernels take p as it is in the common call (see
+    _fast_row_norm): None, or a plain contiguous CPU tensor of n values of
+    input's dtype (or float32 beside 16-bit input, which the 16-bit kernels
+    take in either dtype)."""
     if p is None:
-        return None
+        return True
     if type(p) not in _PLAIN or not p.is_cpu or p.dim() != 1 or p.shape[0] != n \
             or not p.is_contiguous():
         return False
-    if input.dtype in _HALF:
-        return p if p.dtype is torch.float32 else p.float() if p.dtype is input.dtype else False
-    return p if p.dtype is input.dtype else False
+    return p.dtype is input.dtype or (p.dtype is torch.float32 and input.dtype in _HALF)
 
 
 def _address(t):
     return 0 if t is None else t.data_ptr()
+
+
+def _is_16_bit(p):
+    """p is a 16-bit parameter (the 16-bit kernels convert it themselves)."""
+    return p is not None and p.dtype in _HALF
 
 
 def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
@@ -451,8 +455,7 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     n = normalized_shape[0]
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
-    weight, bias = _fast_kernel_param(weight, input, n), _fast_kernel_param(bias, input, n)
-    if weight is False or bias is False:
+    if not (_fast_kernel_param(weight, input, n) and _fast_kernel_param(bias, input, n)):
         return None
     ops = _backend.numpy_ops()  # (None: the configured backend is the GPU)
     if ops is None:
@@ -465,7 +468,8 @@ def _fast_row_norm(input, normalized_shape, weight, bias, eps, rms):
     if dtype in _HALF:
         ops.row_norm_forward16_into(input.data_ptr(), n_rows, n, _address(weight),
                                     _address(bias), eps, rms, dtype is torch.bfloat16,
-                                    out.data_ptr(), mean.data_ptr(), rstd.data_ptr())
+                                    out.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
+                                    _is_16_bit(weight), _is_16_bit(bias))
     else:
         ops.row_norm_forward_into(input.data_ptr(), n_rows, n, _address(weight),
                                   _address(bias), eps, rms, dtype is torch.float64,
@@ -510,9 +514,7 @@ def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, 
     n = normalized_shape[0]
     if not input.dim() or input.shape[-1] != n or n <= 0:
         return None
-    param_dtype = weight.dtype if weight is not None else dtype
-    weight = _fast_kernel_param(weight, input, n)
-    if weight is False:
+    if not _fast_kernel_param(weight, input, n):
         return None
     n_rows = input.numel() // n
     for s in (mean, rstd):  # (the forward's own outputs, unless called directly)
@@ -533,8 +535,9 @@ def _fast_row_norm_backward(grad_output, input, normalized_shape, weight, mean, 
         ops.row_norm_backward16_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
                                      _address(weight), mean.data_ptr(), rstd.data_ptr(), rms,
                                      dtype is torch.bfloat16, dx.data_ptr(), _address(dw),
-                                     _address(db))
+                                     _address(db), _is_16_bit(weight))
         if dw is not None:
+            param_dtype = weight.dtype if weight is not None else dtype
             dw, db = dw.to(param_dtype), db.to(param_dtype)
     else:
         ops.row_norm_backward_into(grad_output.data_ptr(), input.data_ptr(), n_rows, n,
