@@ -7,6 +7,8 @@ two libraries in one call, or asking for a backend the data is not on, is
 an error. The library is read off the array's type, so CuPy is imported
 only when CuPy arrays are seen.
 """
+import numpy as np
+
 from ._config import current_backend, get_config
 
 
@@ -17,6 +19,8 @@ def _is_cupyx(x):
 def array_library(x):
     """'cupy' for a CuPy array or a CuPy sparse matrix (cupyx.scipy.sparse),
     'numpy' for everything else."""
+    if type(x) is np.ndarray:  # the common case, asked on every small call
+        return "numpy"
     return "cupy" if type(x).__module__.split(".")[0] == "cupy" or _is_cupyx(x) else "numpy"
 
 
@@ -76,6 +80,10 @@ _GPU = _GpuKernels()
 def ops_for(*arrays, name="X"):
     """The kernel module that serves these arrays (all must live in one place;
     a sparse matrix lives where its data does)."""
+    if all(type(a) is np.ndarray for a in arrays):
+        ops = numpy_ops()  # the common case, at a fraction of the checks' cost
+        if ops is not None:
+            return ops
     if any(type(a).__module__.split(".")[0] == "dask" for a in arrays):
         # np.asarray would gather the whole collection here, silently
         raise TypeError(f"{name} is a Dask collection; this function takes in-memory arrays. "

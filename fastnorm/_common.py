@@ -26,7 +26,7 @@ def _for_sklearn(X):
     namespace fastnorm has no kernel for (torch, array-api-strict, ...) while
     scikit-learn's array API dispatch is on. CuPy is fastnorm's own (its GPU
     path answers for it), never handed over silently."""
-    if not sklearn.get_config()["array_api_dispatch"] or isinstance(X, np.ndarray) \
+    if isinstance(X, np.ndarray) or not sklearn.get_config()["array_api_dispatch"] \
             or _backend.is_sparse(X) or _dask.is_dask_collection(X) \
             or _backend.array_library(X) == "cupy":
         return False
@@ -71,4 +71,7 @@ def _minmax_shift(data_min, factor):
     data_min, except 0 where the range overflowed (factor 0), so those
     features map to range_min as scikit-learn's x * 0 + min_ does, not to
     inf * 0 = NaN."""
-    return np.where(factor == 0, 0.0, data_min)
+    overflowed = factor == 0
+    if isinstance(overflowed, np.ndarray) and not overflowed.any():
+        return data_min  # the common case, at a third of where's cost (small calls)
+    return np.where(overflowed, 0.0, data_min)

@@ -80,7 +80,8 @@ def _check_fitted_library(estimator, X, first_fit):
         return
     fitted = next((v for v in map(estimator.__dict__.get, _FITTED_ARRAYS) if v is not None),
                   None)
-    if fitted is None or not hasattr(X, "shape") or _dask.is_dask_collection(X):
+    if (fitted is None or type(X) is type(fitted) is np.ndarray  # the common case first
+            or not hasattr(X, "shape") or _dask.is_dask_collection(X)):
         return
     have, got = _backend.array_library(fitted), _backend.array_library(X)
     if have == got == "cupy" and _backend.device_id(fitted) != _backend.device_id(X):
@@ -202,8 +203,8 @@ def _affine(X, out, shift=0.0, scale=1.0, offset=0.0):
     if out is None:
         out = np.empty_like(X, order="K")
     n, xp = X.shape[1], _backend.namespace(X)
-    shift, scale, offset = (xp.full(n, a, dtype=np.float64) if np.ndim(a) == 0 else a
-                            for a in (shift, scale, offset))
+    shift, scale, offset = (xp.full(n, a, dtype=np.float64) if getattr(a, "ndim", 0) == 0
+                            else a for a in (shift, scale, offset))
     if out is X:  # in place: refuse inf before writing anything
         _raise_if_inf(X)
     if _backend.ops_for(X).affine(X, 0, shift, scale, offset, out):
@@ -393,12 +394,13 @@ class StandardScaler(skp.StandardScaler):
             self._set_n_samples_seen((seen + count).astype(dtype if weighted else np.int64))
             return self
 
-        m2_seen = np.zeros(n_features) if first_call or self.var_ is None \
-            else self.var_ * seen
-        previous = stats.Moments(seen, xp.zeros(n_features) if first_call else self.mean_,
-                                 m2_seen)
         # a feature with no value yet contributes nothing (its NaN mean must not leak)
-        total = previous.merge(stats.Moments(count, np.where(count > 0, mean, 0.0), m2))
+        batch = stats.Moments(count, np.where(count > 0, mean, 0.0), m2)
+        if first_call:  # merging into empty moments is the identity: skip its cost
+            total = batch
+        else:
+            m2_seen = np.zeros(n_features) if self.var_ is None else self.var_ * seen
+            total = stats.Moments(seen, self.mean_, m2_seen).merge(batch)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.mean_ = np.where(total.count > 0, total.mean, np.nan)
             self.var_ = total.m2 / total.count if self.with_std else None
@@ -445,7 +447,8 @@ class StandardScaler(skp.StandardScaler):
         kept_mean, mean_lo = self._mean_lo
         if np.shape(self.mean_) != kept_mean.shape:
             return 0.0
-        return np.where(self.mean_ == kept_mean, mean_lo, 0.0)
+        unchanged = self.mean_ == kept_mean
+        return mean_lo if unchanged.all() else np.where(unchanged, mean_lo, 0.0)
 
     @_lazy_for_dask
     @_sklearn_for_other_namespaces
