@@ -47,25 +47,29 @@ def data_cache():
 
 def time_against_torch(benchmark, case_name, ours, theirs, passes, x, threads,
                        stream="fresh", dtype=None):
-    """Time torch (median of a few calls) and fastnorm (pytest-benchmark)
-    with the same thread count; record the result for benches/check.py.
-    stream: the bandwidth to judge by ("fresh": the call allocates its
-    output); dtype: the dtype to report when x's is only its storage."""
+    """Time fastnorm, torch and the bandwidth probe of `stream` in turn, round
+    by round (interleaved medians), with the same thread count; record the
+    result for benches/check.py. stream: the bandwidth to judge by ("fresh":
+    the call allocates its output); dtype: the dtype to report when x's is
+    only its storage."""
     import torch
 
     import fastnorm
+    probe, probe_bytes = _benchmarks.stream_probe(stream, threads)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.no_grad() if "backward" not in case_name else torch.enable_grad():
-            torch_s = _benchmarks.median_time(theirs, PEER_ROUNDS + 2)
+        with (torch.no_grad() if "backward" not in case_name else torch.enable_grad(),
+              fastnorm.config_context(n_threads=threads)):
+            medians = _benchmarks.interleaved_medians(
+                {"fastnorm": ours, "torch": theirs, "probe": probe}, FASTNORM_ROUNDS, 1)
+            benchmark.pedantic(ours, rounds=3, iterations=1)  # pytest-benchmark's own record
     finally:
         torch.set_num_threads(previous)
-    with fastnorm.config_context(n_threads=threads):
-        benchmark.pedantic(ours, rounds=FASTNORM_ROUNDS, iterations=1, warmup_rounds=1)
     case = _benchmarks.Case(case_name, None, {}, passes, stream)
-    info = _benchmarks.result_info(case, x, threads, benchmark.stats.stats.median,
-                                   {"torch": torch_s})
+    info = _benchmarks.result_info(case, x, threads, medians["fastnorm"],
+                                   {"torch": medians["torch"]},
+                                   machine_gbps=probe_bytes / medians["probe"] / 1e9)
     if dtype is not None:
         info["dtype"] = dtype
     benchmark.extra_info.update(info)

@@ -192,6 +192,28 @@ def interleaved_medians(fns, rounds, number):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+@lru_cache(maxsize=1)
+def _probe_source():
+    return np.ones(PROBE_BYTES // 8)
+
+
+def stream_probe(stream, n_threads):
+    """(callable, bytes) of one pass of the probe's `stream` ('read', 'copy'
+    or 'fresh'; see machine_bandwidth), so that a bench can time it in turn
+    with the kernels it judges: on a shared machine the bandwidth moves with
+    the load, and a limit measured minutes apart flatters or wrongs them."""
+    from ._cpu import bandwidth_probe as probe
+    src = _probe_source()
+    if stream == "read":
+        return (lambda: probe.read_stream(src, n_threads)), src.nbytes
+    if stream == "copy":
+        dst = np.zeros_like(src)
+        return (lambda: probe.copy_stream(src, dst, n_threads)), 2 * src.nbytes
+    if stream == "fresh":
+        return (lambda: probe.copy_stream(src, np.empty_like(src), n_threads)), 2 * src.nbytes
+    raise ValueError(f"stream must be 'read', 'copy' or 'fresh', got {stream!r}")
+
+
 @lru_cache(maxsize=None)
 def machine_bandwidth(n_threads):
     """{'read': GB/s, 'copy': GB/s, 'fresh': GB/s} of this machine's streams
@@ -199,15 +221,11 @@ def machine_bandwidth(n_threads):
     the bytes read and written into memory written before; 'fresh' the same
     into a newly allocated array, whose pages the OS zeroes on first touch:
     the limit of an operation that allocates its output."""
-    from ._cpu import bandwidth_probe as probe  # built like the kernels it judges
-    src = np.ones(PROBE_BYTES // 8)
-    dst = np.zeros_like(src)
-    read = median_time(lambda: probe.read_stream(src, n_threads), 5)
-    copy = median_time(lambda: probe.copy_stream(src, dst, n_threads), 5)
-    dst = None  # freed: the fresh copies below write into newly mapped pages
-    fresh = median_time(lambda: probe.copy_stream(src, np.empty_like(src), n_threads), 5)
-    return {"read": src.nbytes / read / 1e9, "copy": 2 * src.nbytes / copy / 1e9,
-            "fresh": 2 * src.nbytes / fresh / 1e9}
+    result = {}
+    for stream in ("read", "copy", "fresh"):  # (the probe is built like the kernels it judges)
+        run, nbytes = stream_probe(stream, n_threads)
+        result[stream] = nbytes / median_time(run, 5) / 1e9
+    return result
 
 
 def peer_context(n_threads):
@@ -223,10 +241,12 @@ def measure_peers(case, X, n_threads, rounds):
                 for name, fn in case.peers.items()}
 
 
-def result_info(case, X, n_threads, fastnorm_s, peer_s):
-    """The record of one measured case (pytest-benchmark's extra_info)."""
+def result_info(case, X, n_threads, fastnorm_s, peer_s, machine_gbps=None):
+    """The record of one measured case (pytest-benchmark's extra_info).
+    machine_gbps: the limit of the case's stream measured in turn with it
+    (stream_probe); by default the run's probe (machine_bandwidth)."""
     from ._cpu import KERNEL_BUILD
-    bw = machine_bandwidth(n_threads)
+    limit = machine_bandwidth(n_threads)[case.stream] if machine_gbps is None else machine_gbps
     nbytes = case.passes * X.nbytes
     info = {
         "case": case.name,
@@ -238,8 +258,8 @@ def result_info(case, X, n_threads, fastnorm_s, peer_s):
         "minimal_bytes": nbytes,
         "gbps": nbytes / fastnorm_s / 1e9,
         "stream": case.stream,
-        "machine_gbps": bw[case.stream],
-        "bw_fraction": nbytes / fastnorm_s / 1e9 / bw[case.stream],
+        "machine_gbps": limit,
+        "bw_fraction": nbytes / fastnorm_s / 1e9 / limit,
     }
     for peer, seconds in peer_s.items():
         info[f"{peer}_s"] = seconds
@@ -257,6 +277,7 @@ COLUMNS = [  # (header, extra_info key, format)
     ("dask-ml ms", "dask_ml_s", "ms"), ("x dask-ml", "speedup_vs_dask_ml", "{:.1f}"),
     ("dask ms", "dask_s", "ms"), ("x dask", "speedup_vs_dask", "{:.1f}"),
     ("GB/s", "gbps", "{:.1f}"), ("% of bw", "bw_fraction", "pct"), ("stream", "stream", "{}"),
+    ("limit GB/s", "machine_gbps", "{:.1f}"),
     ("fit peak MB", "fastnorm_fit_peak_mb", "{:.1f}"),
     ("sklearn fit peak MB", "sklearn_fit_peak_mb", "{:.1f}"),
 ]
@@ -270,6 +291,11 @@ def _cell(value, fmt):
     if fmt == "pct":
         return f"{value * 100:.0f}%"
     return fmt.format(value)
+
+
+def _span(values):
+    lo, hi = min(values), max(values)
+    return f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}"
 
 
 def format_table(infos):
@@ -286,11 +312,13 @@ def format_table(infos):
 
     out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
-    streams = sorted({(i["threads"], i["stream"], i["machine_gbps"]) for i in infos})
-    if streams:
+    limits = {}  # (threads, stream) -> the probe's measurements (one per case when timed in turn)
+    for i in infos:
+        limits.setdefault((i["threads"], i["stream"]), []).append(i["machine_gbps"])
+    if limits:
         out.append("")
         out.append("machine stream bandwidth (same run): " + ", ".join(
-            f"{s} {g:.1f} GB/s ({t} thr)" for t, s, g in streams))
+            f"{s} {_span(limits[t, s])} GB/s ({t} thr)" for t, s in sorted(limits)))
         out.append(f"kernels: {infos[0]['kernels']}")
     return "\n".join(out)
 
