@@ -1,13 +1,13 @@
 """fastnorm vs scikit-learn and NumPy, timed in the same run.
 
-Each case times fastnorm and its peers with the same clock and thread
-count, and records speed-ups and achieved bandwidth (minimal bytes / time,
-and that as a fraction of this machine's stream bandwidth, its probe timed
-in turn with fastnorm) in extra_info. `python benches/check.py
+Each case times fastnorm, its peers and this machine's stream bandwidth
+probe in turn, round by round, with the same thread count, and records
+speed-ups and achieved bandwidth (minimal bytes / time, and that as a
+fraction of the probe's) in extra_info. `python benches/check.py
 RESULT.json` turns a saved run into the table and checks benches/floors.json.
 """
 import pytest
-from conftest import FASTNORM_ROUNDS, PEER_ROUNDS, SHAPES
+from conftest import PEER_ROUNDS, SHAPES
 
 import fastnorm
 from fastnorm import _benchmarks
@@ -22,15 +22,11 @@ CASES = _benchmarks.cases()
 def test_case(benchmark, data_cache, name, shape, dtype, threads):
     case = CASES[name]
     X = data_cache(shape, dtype)
-    peer_s = _benchmarks.measure_peers(case, X, threads, PEER_ROUNDS)
+    # fastnorm, its peers and the bandwidth probe that judges it, in turn
+    # (the machine's load moves them all)
+    fastnorm_s, peer_s, limit = _benchmarks.time_case(case, X, threads, PEER_ROUNDS + 2)
     benchmark.group = f"{name} {benchmark.name.split('[')[1][:-1]}"
-    # fastnorm in turn with the bandwidth probe that judges it (the machine's
-    # load moves both); the peers take seconds, so they are timed apart
-    probe, probe_bytes = _benchmarks.stream_probe(case.stream, threads)
     with fastnorm.config_context(n_threads=threads):
-        medians = _benchmarks.interleaved_medians(
-            {"fastnorm": lambda: case.fastnorm(X), "probe": probe}, FASTNORM_ROUNDS, 1)
-        benchmark.pedantic(case.fastnorm, args=(X,), rounds=3, iterations=1)
-    benchmark.extra_info.update(_benchmarks.result_info(
-        case, X, threads, medians["fastnorm"], peer_s,
-        machine_gbps=probe_bytes / medians["probe"] / 1e9))
+        benchmark.pedantic(case.fastnorm, args=(X,), rounds=3, iterations=1)  # its own record
+    benchmark.extra_info.update(_benchmarks.result_info(case, X, threads, fastnorm_s, peer_s,
+                                                        machine_gbps=limit))

@@ -27,12 +27,12 @@ THREADS = available_cpus()
 SMALL = (200, 10)
 
 
-def _run(benchmark, case, X, threads, rounds, peer_rounds):
-    peer_s = _benchmarks.measure_peers(case, X, threads, peer_rounds)
+def _run(benchmark, case, X, threads, rounds, probe):
+    """fastnorm, scikit-learn and (probe) the bandwidth probe timed in turn."""
+    fastnorm_s, peer_s, limit = _benchmarks.time_case(case, X, threads, rounds, probe)
     with fastnorm.config_context(n_threads=threads):
-        benchmark.pedantic(case.fastnorm, args=(X,), rounds=rounds, iterations=1,
-                           warmup_rounds=1)
-    info = _benchmarks.result_info(case, X, threads, benchmark.stats.stats.median, peer_s)
+        benchmark.pedantic(case.fastnorm, args=(X,), rounds=3, iterations=1)  # its own record
+    info = _benchmarks.result_info(case, X, threads, fastnorm_s, peer_s, machine_gbps=limit)
     benchmark.extra_info.update(info)
     return info
 
@@ -41,14 +41,14 @@ def _run(benchmark, case, X, threads, rounds, peer_rounds):
 @pytest.mark.parametrize("name", list(CASES))
 def test_scaler_big(benchmark, data_cache, name, dtype):
     X = data_cache(SHAPES[0], dtype)
-    _run(benchmark, CASES[name], X, THREADS, FASTNORM_ROUNDS, PEER_ROUNDS)
+    _run(benchmark, CASES[name], X, THREADS, PEER_ROUNDS + 2, probe=True)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_scaler_small_input(benchmark, name):
     X = _benchmarks.make_data(SMALL, "float64")
-    # many rounds: a call takes microseconds
-    _run(benchmark, CASES[name], X, THREADS, 200, 200)
+    # many rounds: a call takes microseconds (its bandwidth means nothing: no probe)
+    _run(benchmark, CASES[name], X, THREADS, 200, probe=False)
 
 
 @pytest.mark.parametrize("dtype", ["float32"])

@@ -176,12 +176,13 @@ def median_time(fn, rounds, warmup=1):
     return float(np.median(times))
 
 
-def interleaved_medians(fns, rounds, number):
+def interleaved_medians(fns, rounds, number, warmup=True):
     """{name: median seconds per call} of the callables `fns`, timed in turn
     round by round (`number` calls per timing), so a machine's drifting load
-    touches every contender alike."""
+    touches every contender alike. warmup: one untimed call of each first
+    (caches, lazy imports)."""
     times = {name: [] for name in fns}
-    for fn in fns.values():  # warm up caches and lazy imports
+    for fn in fns.values() if warmup else ():
         fn()
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -193,8 +194,8 @@ def interleaved_medians(fns, rounds, number):
 
 
 @lru_cache(maxsize=1)
-def _probe_source():
-    return np.ones(PROBE_BYTES // 8)
+def _probe_source(nbytes):
+    return np.ones(nbytes // 8)
 
 
 def stream_probe(stream, n_threads):
@@ -203,7 +204,7 @@ def stream_probe(stream, n_threads):
     with the kernels it judges: on a shared machine the bandwidth moves with
     the load, and a limit measured minutes apart flatters or wrongs them."""
     from ._cpu import bandwidth_probe as probe
-    src = _probe_source()
+    src = _probe_source(PROBE_BYTES)
     if stream == "read":
         return (lambda: probe.read_stream(src, n_threads)), src.nbytes
     if stream == "copy":
@@ -232,6 +233,24 @@ def peer_context(n_threads):
     """Limit the peers' (BLAS/OpenMP) threads to the count fastnorm gets."""
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n_threads)
+
+
+def time_case(case, X, n_threads, rounds, probe=True):
+    """(fastnorm seconds, {peer: seconds}, limit GB/s or None) of `case` on X:
+    fastnorm, its peers and (probe=True) the bandwidth probe of the case's
+    stream timed in turn, round by round (medians; the peers take seconds on
+    the full shapes, so nothing is warmed up but fastnorm)."""
+    fns = {"fastnorm": lambda: case.fastnorm(X)}
+    fns.update({name: (lambda fn=fn: fn(X)) for name, fn in case.peers.items()})
+    if probe:
+        run, probe_bytes = stream_probe(case.stream, n_threads)
+        fns["probe"] = run
+    from . import config_context
+    with config_context(n_threads=n_threads), peer_context(n_threads):
+        case.fastnorm(X)
+        medians = interleaved_medians(fns, rounds, 1, warmup=False)
+    limit = probe_bytes / medians["probe"] / 1e9 if probe else None
+    return medians["fastnorm"], {name: medians[name] for name in case.peers}, limit
 
 
 def measure_peers(case, X, n_threads, rounds):

@@ -65,3 +65,23 @@ def test_machine_bandwidth_measures_the_fresh_write_stream(monkeypatch):
     finally:
         _benchmarks.machine_bandwidth.cache_clear()
     assert set(bw) == {"read", "copy", "fresh"} and all(v > 0 for v in bw.values())
+
+
+def test_stream_probe_times_one_pass_of_each_stream(monkeypatch):
+    monkeypatch.setattr(_benchmarks, "PROBE_BYTES", 8 * 2**20)
+    for stream, passes in (("read", 1), ("copy", 2), ("fresh", 2)):
+        run, nbytes = _benchmarks.stream_probe(stream, 1)
+        run()
+        assert nbytes == passes * 8 * 2**20
+    with pytest.raises(ValueError, match="stream must be"):
+        _benchmarks.stream_probe("write", 1)
+
+
+def test_table_footer_gives_the_range_of_limits_measured_in_turn():
+    case = _benchmarks.Case("layer_norm", None, {}, 2, "fresh")
+    X = _benchmarks.make_data((64, 8), "float32")
+    infos = [_benchmarks.result_info(case, X, 2, 1e-3, {"torch": 2e-3}, machine_gbps=g)
+             for g in (10.0, 12.5)]
+    assert [i["bw_fraction"] for i in infos] == [X.nbytes * 2 / 1e-3 / 1e9 / g
+                                                 for g in (10.0, 12.5)]
+    assert "fresh 10.0-12.5 GB/s (2 thr)" in _benchmarks.format_table(infos)
