@@ -101,7 +101,7 @@ def bench(full=False, threads=None, out=None, plot=None):
     """Time every benchmark case against its peers and print the table (and
     draw it to the file `plot`)."""
     out = out or sys.stdout
-    from fastnorm import _benchmarks, config_context
+    from fastnorm import _benchmarks
     from fastnorm._config import available_cpus
 
     all_threads = available_cpus()
@@ -111,11 +111,11 @@ def bench(full=False, threads=None, out=None, plot=None):
     dtypes = ["float32", "float64"] if full else ["float32"]
     cases = _benchmarks.cases()
     runs = [(s, d, t, c) for s in shapes for d in dtypes for t in thread_counts for c in cases]
-    rounds, peer_rounds = (7, 3) if full else (5, 3)
+    rounds = 7 if full else 5
 
-    print(f"fastnorm bench ({'full' if full else 'quick'}): median of {rounds} runs "
-          f"(peers: {peer_rounds}); '% of bw' compares with this machine's own "
-          "stream bandwidth, measured first\n", file=out)
+    print(f"fastnorm bench ({'full' if full else 'quick'}): medians of {rounds} rounds, "
+          "each timing fastnorm, its peers and this machine's own stream bandwidth in "
+          "turn; '% of bw' compares with that bandwidth\n", file=out)
     infos = []
     X, X_key = None, None
     start = time.perf_counter()
@@ -124,14 +124,11 @@ def bench(full=False, threads=None, out=None, plot=None):
             X, X_key = None, (shape, dtype)  # free the previous one first
             _progress(i - 1, len(runs), f"making {dtype} data {shape}")
             X = _benchmarks.make_data(shape, dtype)
-        _progress(i - 1, len(runs), f"measuring memory bandwidth ({n_threads} threads)")
-        _benchmarks.machine_bandwidth(n_threads)
         case = cases[name]
         _progress(i - 1, len(runs), f"{name} {shape} {dtype}, {n_threads} threads")
-        peer_s = _benchmarks.measure_peers(case, X, n_threads, peer_rounds)
-        with config_context(n_threads=n_threads):
-            fastnorm_s = _benchmarks.median_time(lambda: case.fastnorm(X), rounds)
-        infos.append(_benchmarks.result_info(case, X, n_threads, fastnorm_s, peer_s))
+        fastnorm_s, peer_s, limit = _benchmarks.time_case(case, X, n_threads, rounds)
+        infos.append(_benchmarks.result_info(case, X, n_threads, fastnorm_s, peer_s,
+                                             machine_gbps=limit))
     _progress(len(runs), len(runs), f"done in {time.perf_counter() - start:.0f} s")
     sys.stderr.write("\n")
     print(_benchmarks.format_table(infos), file=out)

@@ -5,9 +5,10 @@ many bytes a perfect implementation must move.
 Speed is reported two ways, both measured in the same run:
 - speed-up: the peer's median time / fastnorm's median time;
 - achieved bandwidth: minimal bytes moved / fastnorm's median time, and that
-  as a fraction of this machine's own stream bandwidth (`machine_bandwidth`,
-  with the same thread count): read+write streams for the transforms, the
-  read-only stream for the statistics.
+  as a fraction of this machine's own stream bandwidth (`stream_probe`, with
+  the same thread count, timed in turn with fastnorm and its peers:
+  `time_case`): read+write streams for the transforms, the read-only stream
+  for the statistics.
 """
 import time
 import warnings
@@ -104,7 +105,8 @@ def _fitted(module, name, X):
     key = (module, name, id(X), X.shape, str(X.dtype))
     if key not in _FITTED:
         import importlib
-        _FITTED.clear()
+        for old in [k for k in _FITTED if k[2:] != key[2:]]:  # fitted on another X
+            del _FITTED[old]
         _FITTED[key] = getattr(importlib.import_module(module), name)().fit(X)
     return _FITTED[key]
 
@@ -251,13 +253,6 @@ def time_case(case, X, n_threads, rounds, probe=True):
         medians = interleaved_medians(fns, rounds, 1, warmup=False)
     limit = probe_bytes / medians["probe"] / 1e9 if probe else None
     return medians["fastnorm"], {name: medians[name] for name in case.peers}, limit
-
-
-def measure_peers(case, X, n_threads, rounds):
-    """Median time of each peer of `case` on X, with `n_threads` threads."""
-    with peer_context(n_threads):  # no warm-up: peers take seconds on the full shapes
-        return {name: median_time(lambda: fn(X), rounds, warmup=0)
-                for name, fn in case.peers.items()}
 
 
 def result_info(case, X, n_threads, fastnorm_s, peer_s, machine_gbps=None):
