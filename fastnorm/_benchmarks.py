@@ -210,7 +210,7 @@ def stream_probe(stream, n_threads):
     if stream == "read":
         return (lambda: probe.read_stream(src, n_threads)), src.nbytes
     if stream == "copy":
-        dst = np.zeros_like(src)
+        dst = np.full_like(src, 0.0)  # written now: its pages are mapped before any timing
         return (lambda: probe.copy_stream(src, dst, n_threads)), 2 * src.nbytes
     if stream == "fresh":
         return (lambda: probe.copy_stream(src, np.empty_like(src), n_threads)), 2 * src.nbytes
