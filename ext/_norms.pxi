@@ -443,14 +443,38 @@ cdef float* _scratch(int n_threads, Py_ssize_t rows, Py_ssize_t n) except NULL:
     return buf
 
 
+cdef int _params_as_float(const void** w, bint w16, const void** b, bint b16, Py_ssize_t n,
+                          bint bfloat16, float** buffer) noexcept nogil:
+    """Points *w and *b (each NULL, float32 values, or with w16/b16 16-bit
+    values of x's kind) at float32 values: the 16-bit ones converted once
+    into a new *buffer of 2n floats, which the caller frees (NULL when none
+    was needed; torch's conversion of a small parameter cost more than the
+    kernel). -1 when out of memory."""
+    w16 = w16 and w[0] != NULL
+    b16 = b16 and b[0] != NULL
+    buffer[0] = NULL
+    if not (w16 or b16):
+        return 0
+    buffer[0] = <float*> malloc(2 * n * sizeof(float))
+    if buffer[0] == NULL:
+        return -1
+    if w16:
+        fastnorm_half_to_float(<const unsigned short*> w[0], n, bfloat16, buffer[0])
+        w[0] = buffer[0]
+    if b16:
+        fastnorm_half_to_float(<const unsigned short*> b[0], n, bfloat16, buffer[0] + n)
+        b[0] = buffer[0] + n
+    return 0
+
+
 cdef int _row_norm_fwd16_ptrs(const unsigned short* x, Py_ssize_t n_rows, Py_ssize_t n,
                               const void* w, const void* b, double eps, bint rms,
                               bint bfloat16, int n_threads, unsigned short* out,
                               double* mean, double* rstd, bint w16=False,
                               bint b16=False) except -1:
     """layer_norm_fwd_16's work over buffers (mean, rstd NULL: not wanted).
-    w, b: float32, or (w16, b16) 16-bit values of x's kind, converted here
-    once (torch's conversion of a small parameter cost more than the kernel)."""
+    w, b: float32, or (w16, b16) 16-bit values of x's kind (see
+    _params_as_float)."""
     cdef Py_ssize_t i
     cdef float* scratch
     cdef float* xs
@@ -458,23 +482,15 @@ cdef int _row_norm_fwd16_ptrs(const unsigned short* x, Py_ssize_t n_rows, Py_ssi
     cdef float* params = NULL
     if n == 0 or n_rows == 0:
         return 0
-    if (w != NULL and w16) or (b != NULL and b16):
-        params = <float*> malloc(2 * n * sizeof(float))
-        if params == NULL:
-            raise MemoryError()
-        if w != NULL and w16:
-            fastnorm_half_to_float(<const unsigned short*> w, n, bfloat16, params)
-            w = params
-        if b != NULL and b16:
-            fastnorm_half_to_float(<const unsigned short*> b, n, bfloat16, params + n)
-            b = params + n
-    if mean == NULL or rstd == NULL:
-        stats = <double*> malloc(2 * n_rows * sizeof(double))
-        if stats == NULL:
-            raise MemoryError()
-        mean, rstd = stats, stats + n_rows
     n_threads = max(1, n_threads)
     scratch = _scratch(n_threads, 2, n)
+    if mean == NULL or rstd == NULL:
+        stats = <double*> malloc(2 * n_rows * sizeof(double))
+        mean, rstd = stats, stats + n_rows
+    if mean == NULL or _params_as_float(&w, w16, &b, b16, n, bfloat16, &params) < 0:
+        free(scratch)
+        free(stats)
+        raise MemoryError()
     for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
         xs = scratch + 2 * n * threadid()
         fastnorm_half_to_float(x + i * n, n, bfloat16, xs)
@@ -532,13 +548,14 @@ cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
                               double* db, bint w16=False) except -1:
     """layer_norm_bwd_16's work over buffers; dw and db both NULL when the
     parameter gradients are not wanted. weight: float32, or 16-bit like x
-    with w16 (converted here, as in _row_norm_fwd16_ptrs)."""
+    with w16 (see _params_as_float)."""
     cdef Py_ssize_t i, j, blk, n_blocks, r0, r1, rows_per_block
     cdef float* scratch
     cdef double* partial = NULL
     cdef double* p
     cdef float* w16_as_float = NULL
-    cdef const float* w = <const float*> weight
+    cdef const void* no_bias = NULL
+    cdef const float* w
     if n == 0:
         return 0
     if n_rows == 0:
@@ -549,13 +566,10 @@ cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,
         return 0
     n_threads = max(1, n_threads)
     scratch = _scratch(n_threads, 3, n)
-    if weight != NULL and w16:
-        w16_as_float = <float*> malloc(n * sizeof(float))
-        if w16_as_float == NULL:
-            free(scratch)
-            raise MemoryError()
-        fastnorm_half_to_float(<const unsigned short*> weight, n, bfloat16, w16_as_float)
-        w = w16_as_float
+    if _params_as_float(&weight, w16, &no_bias, False, n, bfloat16, &w16_as_float) < 0:
+        free(scratch)
+        raise MemoryError()
+    w = <const float*> weight
     if dw == NULL:
         for i in prange(n_rows, nogil=True, schedule="static", num_threads=n_threads):
             _bwd_row_16(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, bfloat16,

@@ -611,7 +611,6 @@ def _shape_list(normalized_shape):
     return [int(n) for n in normalized_shape]
 
 
-
 # The checks of the common inference call run compiled (see _row_norm_inference).
 # (torch.compiler.is_compiling is checked before, in Python: see _row_norm_inference)
 _cpu.set_tensor_api(_PLAIN, (torch._C._is_torch_function_mode_enabled,
