@@ -10,12 +10,16 @@ gives each row to one thread. Either way the result is bitwise the same for
 any thread count.
 
 Accuracy: moments accumulate in float64 and never use E[x^2] - E[x]^2. Each
-sub-chunk of SUB_ELEMS elements is reduced in two passes while it is in cache
-(sum, then squared deviations from the sub-chunk's mean) and sub-chunks are
-merged with Chan's formula. Data far from zero (mean 1e8, std 1) is first
-shifted by a rough mean of its first sub-chunk (a row that is one sub-chunk:
-by its first finite value), so that the sub-chunk means Chan's formula
-subtracts are small numbers with small absolute errors.
+sub-chunk of SUB_ELEMS elements is reduced with the corrected two-pass
+algorithm and sub-chunks are merged with Chan's formula. A column sub-chunk
+is read once, for its sums of squared deviations and of deviations about
+the previous sub-chunk's mean, which give its mean and M2 exactly where its
+own mean lies near that for its spread; a column where it does not (or an
+inf or NaN) has the sub-chunk redone while it is in cache: a provisional
+mean, then the deviations about that. Data far from zero (mean 1e8, std 1)
+is first shifted by a rough mean of its first sub-chunk (a row that is one
+sub-chunk: by its first finite value), so that the sub-chunk means Chan's
+formula subtracts are small numbers with small absolute errors.
 
 The mean comes out as two terms, shift + (mean - shift), the second exact
 to a few ulps of the data's spread. The moments kernels add them (one
@@ -23,10 +27,10 @@ rounding at the mean's magnitude) unless given a `shift` array to return
 the shift in; then the caller can keep the rounding error of that sum as
 the low part of the mean (fastnorm._cpu.moments(mean_lo=True)).
 
-float32 input: the provisional sums of pass 1 run in float32 (twice as wide
-as float64); near float32's maximum they can overflow, which leaves them inf
-or NaN, so such a column's sub-chunk is summed again in float64. Every
-finite float32 input thus gets float64 results.
+float32 input: the provisional sums of a redone sub-chunk run in float32
+(twice as wide as float64); near float32's maximum they can overflow, which
+leaves them inf or NaN, so such a column's sub-chunk is summed again in
+float64. Every finite float32 input thus gets float64 results.
 """
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -147,16 +151,20 @@ cdef extern from "moments_cols.h":
                                 Py_ssize_t b, const double* K, double* sum,
                                 bint skip_nan) noexcept nogil
     void squared_deviations_float(const float* X, Py_ssize_t n_cols, Py_ssize_t a,
-                                  Py_ssize_t b, Py_ssize_t prefetch_to, const double* center,
+                                  Py_ssize_t b, const double* center,
                                   double* m2, double* dev) noexcept nogil
     void squared_deviations_double(const double* X, Py_ssize_t n_cols, Py_ssize_t a,
-                                   Py_ssize_t b, Py_ssize_t prefetch_to, const double* center,
+                                   Py_ssize_t b, const double* center,
                                    double* m2, double* dev) noexcept nogil
     # the corrected two-pass step after squared_deviations (dev: its sums
     # of x - center; becomes the count w_sum): mean - K and M2, exact
     void correct_to_mean(Py_ssize_t n_cols, double w_sum, const double* K,
                          const double* center, double* mean, double* m2,
                          double* dev) noexcept nogil
+    # whether squared_deviations' sums about center give every column's M2
+    # to a few ulps (its mean near center for its spread, all finite)
+    bint near_center(Py_ssize_t n_cols, double w_sum, const double* m2,
+                     const double* dev) noexcept nogil
     # the same step for a row's sub-chunk [a, b) (w may be NULL), for the
     # rare one whose shift lies far from its values: one more pass over it
     # for the deviations from center, then the exact mean - base and M2
@@ -193,22 +201,42 @@ cdef void _moments_cols_block(
         acc_n[j] = 0.0
         acc_mean[j] = 0.0
         acc_m2[j] = 0.0
+        center[j] = K[j]
     a = r0
     while a < r1:
         b = min(a + sub_rows, r1)
         for j in range(n_cols):
             sub_mean[j] = 0.0
             sub_m2[j] = 0.0
-        # pass 1: (weighted) sums
         if w == NULL:
             w_sum = <double> (b - a)
+            # one read of the sub-chunk: the sums of the squared deviations
+            # and of the deviations about center (the previous sub-chunk's
+            # mean; at first K), which give its mean and M2 exactly
             if floating is float:
-                shifted_sums_float(X, n_cols, a, b, K, sub_mean)
-                # an inf or NaN sum: float32 overflowed near its maximum (or
-                # the data holds inf/NaN): summed again in float64
-                resum_non_finite_float(X, n_cols, a, b, K, sub_mean, ignore_nan)
+                squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
             else:
-                shifted_sums_double(X, n_cols, a, b, K, sub_mean)
+                squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+            if not near_center(n_cols, w_sum, sub_m2, sub_n):
+                # some column's mean lies far from center for its spread (or
+                # is not finite): its provisional mean, then the deviations
+                # about that, from the sub-chunk now in cache
+                if floating is float:
+                    shifted_sums_float(X, n_cols, a, b, K, sub_mean)
+                    # an inf or NaN sum: float32 overflowed near its maximum
+                    # (or the data holds inf/NaN): summed again in float64
+                    resum_non_finite_float(X, n_cols, a, b, K, sub_mean, ignore_nan)
+                else:
+                    shifted_sums_double(X, n_cols, a, b, K, sub_mean)
+                for j in range(n_cols):
+                    sub_mean[j] = sub_mean[j] / w_sum
+                    center[j] = sub_mean[j] + K[j]
+                # sub_n doubles as the deviation sums, then gets its count back
+                if floating is float:
+                    squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
+                else:
+                    squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+            correct_to_mean(n_cols, w_sum, K, center, sub_mean, sub_m2, sub_n)
         else:
             w_sum = 0.0
             for i in range(a, b):
@@ -217,23 +245,10 @@ cdef void _moments_cols_block(
                 w_sum = w_sum + wi
                 for j in range(n_cols):
                     sub_mean[j] += wi * (row[j] - K[j])
-        inv_w = 1.0 / w_sum if w_sum != 0 else 0.0
-        for j in range(n_cols):
-            sub_n[j] = w_sum
-            sub_mean[j] = sub_mean[j] * inv_w
-        # pass 2 (sub-chunk still in cache): squared deviations
-        if w == NULL:
+            inv_w = 1.0 / w_sum if w_sum != 0 else 0.0
             for j in range(n_cols):
-                center[j] = sub_mean[j] + K[j]
-            # sub_n doubles as the deviation sums, then gets its count back
-            if floating is float:
-                squared_deviations_float(X, n_cols, a, b, min(b + sub_rows, r1), center,
-                                         sub_m2, sub_n)
-            else:
-                squared_deviations_double(X, n_cols, a, b, min(b + sub_rows, r1), center,
-                                          sub_m2, sub_n)
-            correct_to_mean(n_cols, w_sum, K, center, sub_mean, sub_m2, sub_n)
-        else:
+                sub_n[j] = w_sum
+                sub_mean[j] = sub_mean[j] * inv_w
             for i in range(a, b):
                 row = X + i * n_cols
                 wi = w[i]
@@ -264,6 +279,11 @@ cdef void _moments_cols_block(
             for j in range(n_cols):
                 _chan_merge(&acc_n[j], &acc_mean[j], &acc_m2[j],
                             sub_n[j], sub_mean[j], sub_m2[j])
+        # the next sub-chunk's center: this one's mean, where it has one
+        for j in range(n_cols):
+            d = sub_mean[j] + K[j]
+            if fabs(d) < INFINITY:
+                center[j] = d
         a = b
 
 

@@ -280,6 +280,40 @@ def test_moments_large_mean_unit_std_float32(rng):
     assert (err <= np.maximum(err32, 1e-12)).all()
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_moments_means_jumping_between_sub_chunks(dtype, rng):
+    # The kernel sums each in-cache sub-chunk (6553 rows of 5 columns here)
+    # about the previous one's mean in one pass, and redoes it in two passes
+    # where a column's mean lies far from that for its spread: steps longer
+    # than a sub-chunk, up to 1e8 standard deviations, columns constant at a
+    # new value after each step, whose M2 must stay exactly 0, and a column
+    # whose first rows are NaN (its shift is then 0, 1e8 standard deviations
+    # from the rest: only the redone sub-chunks keep its M2).
+    n = 70_000
+    steps = np.repeat(rng.permutation([0.0, 1e8, -3e5, 7.0, 1e8, 2.5, -1e8, 0.0, 1e3, 5e7]), 7000)
+    X = np.column_stack([
+        steps + rng.standard_normal(n),
+        steps,
+        np.full(n, 3.0),
+        np.linspace(1e6, 3e6, n),
+        np.where(np.arange(n) < 7000, np.nan, 1e8 + rng.standard_normal(n)),
+    ]).astype(dtype)
+    columns = [c[~np.isnan(c)] for c in X.astype(np.float64).T]
+    ref_mean = np.array([math.fsum(c) / c.size for c in columns])
+    ref_m2 = np.array([math.fsum((c - mu) ** 2) for c, mu in zip(columns, ref_mean)])
+    for layout in LAYOUTS:
+        m = stats.moments(make_layout(X, layout), axis=0, ignore_nan=True)
+        np.testing.assert_allclose(m.mean, ref_mean, rtol=1e-12, atol=0, err_msg=layout)
+        np.testing.assert_allclose(m.m2[:4], ref_m2[:4], rtol=1e-9, atol=0, err_msg=layout)
+        # (the last column's sub-chunk means are held relative to that shift
+        # of 0: their merges lose ~1e-9 of its small M2, as they always did)
+        np.testing.assert_allclose(m.m2[4], ref_m2[4], rtol=1e-8, atol=0, err_msg=layout)
+        assert m.mean[2] == 3.0 and m.m2[2] == 0.0, layout
+        for a, b in ((0, 7000), (7000, 14_000), (14_000, 21_000)):  # one step
+            part = stats.moments(make_layout(X[a:b], layout), axis=0)
+            assert part.m2[1] == 0.0 and part.mean[1] == X[a, 1], layout
+
+
 # -------------------------------------------------------------------- merge ---
 
 @pytest.mark.parametrize("axis", [0, 1])
