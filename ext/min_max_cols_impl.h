@@ -1,7 +1,8 @@
 /* Body of the column min/max block kernel for one element type T; included
  * once per type by min_max_cols.h. Written in C for `restrict`: without it
  * the compiler cannot prove the scratch rows apart from X and does not
- * vectorize. See _min_max_cols_block in _stats.pxi for the contract. */
+ * vectorize. See _min_max_cols_block in _stats.pxi for the contract. Each
+ * sweep of four rows reads ahead (read_ahead.h). */
 static void FASTNORM_FN(min_max_cols_block)(
         const T *restrict X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
         T *restrict lo, T *restrict hi, T *restrict nan_seen)
@@ -14,6 +15,7 @@ static void FASTNORM_FN(min_max_cols_block)(
     }
     for (i = r0; i + 4 <= r1; i += 4) {  /* four rows per sweep */
         const T *restrict x = X + i * n_cols;
+        read_ahead(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
         for (j = 0; j < n_cols; j++) {
             T a = x[j], b = x[j + n_cols], c = x[j + 2 * n_cols], d = x[j + 3 * n_cols];
             T m = lo[j];

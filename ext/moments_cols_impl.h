@@ -61,30 +61,19 @@ static void FASTNORM_FN(resum_non_finite)(
  * dev[j] = sum of (x[i, j] - center[j]): with dev, the caller corrects
  * center to the exact mean (the corrected two-pass algorithm):
  * mean = center + dev / n, M2 = m2 - dev^2 / n.
- *
- * Each sweep of four rows prefetches the lines MOMENTS_PREFETCH_BYTES
- * ahead of it (a prefetch past the end of an array does not fault): this
- * pass reads memory as one stream, and with its stores of m2 and dev in
- * flight the core does not run far enough ahead by itself to keep memory
- * busy (float64 rows: 5.3 GB/s of 11.4 at one thread without it). */
-#ifndef MOMENTS_PREFETCH_BYTES
-#define MOMENTS_PREFETCH_BYTES 4096
-#endif
+ * Each sweep of four rows reads ahead (read_ahead.h). */
 static void FASTNORM_FN(squared_deviations)(
         const T *restrict X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
         const double *restrict center, double *restrict m2, double *restrict dev)
 {
-    Py_ssize_t i, j, k;
-    const Py_ssize_t sweep_bytes = 4 * n_cols * (Py_ssize_t)sizeof(T);
+    Py_ssize_t i, j;
     for (j = 0; j < n_cols; j++) {
         m2[j] = 0.0;
         dev[j] = 0.0;
     }
     for (i = a; i + 4 <= b; i += 4) {
         const T *restrict x = X + i * n_cols;
-        const char *ahead = (const char *)x + MOMENTS_PREFETCH_BYTES;
-        for (k = 0; k < sweep_bytes; k += 64)
-            __builtin_prefetch(ahead + k, 0, 3);
+        read_ahead(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
         for (j = 0; j < n_cols; j++) {
             double c = center[j];
             double d0 = (double)x[j] - c, d1 = (double)x[j + n_cols] - c;
