@@ -15,7 +15,7 @@ static void FASTNORM_FN(min_max_cols_block)(
     }
     for (i = r0; i + 4 <= r1; i += 4) {  /* four rows per sweep */
         const T *restrict x = X + i * n_cols;
-        read_ahead(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
+        READ_AHEAD(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
         for (j = 0; j < n_cols; j++) {
             T a = x[j], b = x[j + n_cols], c = x[j + 2 * n_cols], d = x[j + 3 * n_cols];
             T m = lo[j];

@@ -3,7 +3,7 @@
  * see moments_cols_impl.h; correct_to_mean and near_center below. */
 #ifndef FASTNORM_MOMENTS_COLS_H
 #define FASTNORM_MOMENTS_COLS_H
-#include "read_ahead.h"  /* (outside the options below: min_max_cols.h inlines it too) */
+#include "read_ahead.h"
 
 /* Evaluated as written, without setup.py's -fassociative-math (which is for
  * the row kernels' reductions): these loops vectorize across columns without

@@ -73,7 +73,7 @@ static void FASTNORM_FN(squared_deviations)(
     }
     for (i = a; i + 4 <= b; i += 4) {
         const T *restrict x = X + i * n_cols;
-        read_ahead(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
+        READ_AHEAD(x, 4 * n_cols * (Py_ssize_t)sizeof(T));
         for (j = 0; j < n_cols; j++) {
             double c = center[j];
             double d0 = (double)x[j] - c, d1 = (double)x[j + n_cols] - c;

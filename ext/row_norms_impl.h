@@ -171,12 +171,25 @@ static void FASTNORM_FN(row_norm_fwd)(
     /* (multiplications by 1/n: a chain of divisions was a third of a short row's time) */
     const double inv_n = 1.0 / n;
     double mu = 0.0, q = 0.0, s = 0.0, r;
-    if (!rms)
-        mu = ROW_SUMS(row_sum)(x, n) * inv_n;
-    ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
-    if (!rms) {  /* corrected two-pass: the deviations' sum repairs the mean */
+    if (!rms) {
+        /* One pass over the row for the sums of the deviations and their
+         * squares about its first value: the corrected two-pass step below
+         * gives the mean and M2 from them to a few ulps where the mean lies
+         * within 8 standard deviations of that value (s^2 / n <= 64 M2, the
+         * subtraction cancelling at most 6 bits). Otherwise (or with an inf
+         * or NaN) the provisional mean, then the deviations about it, from
+         * the row now in cache. */
+        mu = (double)x[0];
+        ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
+        if (!(65.0 * (s * (s * inv_n)) <= 64.0 * q && q < INFINITY)) {
+            mu = ROW_SUMS(row_sum)(x, n) * inv_n;
+            ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
+        }
+        /* corrected two-pass: the deviations' sum repairs the mean */
         mu += s * inv_n;
         q -= s * s * inv_n;
+    } else {
+        ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
     }
     r = 1.0 / sqrt(q * inv_n + eps);
     *mean_out = mu;
