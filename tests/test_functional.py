@@ -1,4 +1,6 @@
 """fastnorm.functional against torch (CPU) forward and autograd, the oracle."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,20 @@ def test_float32_row_norms_are_exact_to_a_few_ulps_far_from_zero(offset, std, rn
             scale = np.abs(ref).max()
             err = np.abs(ours - ref).max() / np.spacing(np.float32(scale))
             assert err <= 4, f"rms={rms}: {err:.1f} float32 ulps of max|ref| {scale:.3g}"
+
+
+def test_layer_norm_row_starting_with_an_outlier(rng):
+    # The kernel sums a row's deviations and their squares about its first
+    # value in one pass; where the mean lies far from that for the spread
+    # (here ~500 standard deviations: the correction would cancel ~18 bits
+    # of the sum of squares) it takes a second pass about the mean instead.
+    n = 2**18
+    x = rng.standard_normal((2, n))
+    x[:, 0] = 1e5
+    mean = np.array([math.fsum(row) / n for row in x])
+    var = np.array([math.fsum((row - mu) ** 2) / n for row, mu in zip(x, mean)])
+    ref = (x - mean[:, None]) / np.sqrt(var[:, None] + 1e-5)
+    np.testing.assert_allclose(F.layer_norm(x, n), ref, rtol=1e-13, atol=1e-13)
 
 
 def test_layouts_and_no_mutation(rng):
