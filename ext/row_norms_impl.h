@@ -12,11 +12,12 @@
  * to a 4-double vector made their backward slower, and their SSE2 build
  * 1.4x slower. The lanes are fixed, so a row's result does not depend on
  * alignment or threads. */
-/* The deviation pass reads the row from cache, so memory would idle during
- * it: it prefetches the next row (the n values after x; a prefetch past the
- * end of an array does not fault), so that the next row's first pass reads
- * from cache too. ROW_PREFETCH_NEXT(x, n, j): the lines of the next row that
- * match elements [j, j + ROW_LANES) of this one. */
+/* The deviation pass prefetches the next row (the n values after x; a
+ * prefetch past the end of an array does not fault), so that memory keeps
+ * streaming while the passes that work from cache run (the output pass, a
+ * second statistics pass) and the next row's first pass reads from cache.
+ * ROW_PREFETCH_NEXT(x, n, j): the lines of the next row that match
+ * elements [j, j + ROW_LANES) of this one. */
 #ifndef ROW_PREFETCH_NEXT
 #define ROW_LANES 16
 #define ROW_PREFETCH_NEXT(x, n, j) do { \
