@@ -3,15 +3,17 @@
  * choices hoisted out of the element loops, so that every loop vectorizes.
  * Statistics in double; see _norms.pxi for the contracts. */
 
-/* float64 rows in AVX builds keep their sums in 4 vectors of 4 doubles,
- * 16 independent lanes: a single accumulator is a chain of dependent adds
- * (~4 cycles each) which bounded short rows (rows of 768 values: 1.5x
- * faster, of 1024: 1.8x). Written with vector types because GCC's
+/* Rows in AVX builds keep their sums in 4 vectors of 4 doubles, 16
+ * independent lanes: a single accumulator is a chain of dependent adds
+ * (~4 cycles each) which bounded short float64 rows (rows of 768 values:
+ * 1.5x faster, of 1024: 1.8x). Written with vector types because GCC's
  * vectorizer turned the same loops over 16-element arrays into a slower
- * interleaved form. float32 rows keep the plain loops: converting 4 floats
- * to a 4-double vector made their backward slower, and their SSE2 build
- * 1.4x slower. The lanes are fixed, so a row's result does not depend on
- * alignment or threads. */
+ * interleaved form; for float32 rows, with the prefetch every 16 values,
+ * it reduced its vectors to one sum every 16 values (a third of the
+ * forward's statistics pass). The float32 backward keeps the plain loops:
+ * converting 4 floats to a 4-double vector made it slower, and so were
+ * SSE2 builds (1.4x). The lanes are fixed, so a row's result does not
+ * depend on alignment or threads. */
 /* The deviation pass prefetches the next row (the n values after x; a
  * prefetch past the end of an array does not fault), so that memory keeps
  * streaming while the passes that work from cache run (the output pass, a
@@ -28,7 +30,7 @@
     } while (0)
 #endif
 
-#if defined(__AVX__) && !FASTNORM_T_IS_FLOAT && !defined(ROW_V4D_DEFINED)
+#if defined(__AVX__) && !defined(ROW_V4D_DEFINED)
 #define ROW_V4D_DEFINED
 typedef double row_v4d __attribute__((vector_size(32)));
 static inline double row_v4d_total(const row_v4d a[4])
@@ -93,7 +95,7 @@ static inline void FASTNORM_FN(row_grad_sums_plain)(const T *restrict dy, const 
     *sum_gx = q;
 }
 
-#if defined(__AVX__) && !FASTNORM_T_IS_FLOAT
+#if defined(__AVX__)
 typedef T FASTNORM_FN(row_v4) __attribute__((vector_size(4 * sizeof(T))));
 
 /* 4 values from x (any alignment) as doubles */
@@ -136,6 +138,13 @@ static inline void FASTNORM_FN(row_dev_sums_lanes)(const T *restrict x, Py_ssize
     *sum_dd = q + row_v4d_total(acc_dd);
 }
 
+/* the forward's statistics: the lanes */
+#define ROW_STAT_SUMS(name) FASTNORM_FN(name##_lanes)
+#else
+#define ROW_STAT_SUMS(name) FASTNORM_FN(name##_plain)
+#endif
+
+#if defined(__AVX__) && !FASTNORM_T_IS_FLOAT
 /* sum of g and of g * xhat, g = dy * w (dy when w is NULL), xhat = (x - mu) * r */
 static inline void FASTNORM_FN(row_grad_sums_lanes)(const T *restrict dy, const T *restrict x,
                                                     Py_ssize_t n, const T *restrict w, double mu,
@@ -158,10 +167,10 @@ static inline void FASTNORM_FN(row_grad_sums_lanes)(const T *restrict dy, const 
     *sum_gx = q + row_v4d_total(acc_gx);
 }
 
-/* ROW_SUMS(row_sum) etc.: the lanes or the plain loops, as this type and build use */
-#define ROW_SUMS(name) FASTNORM_FN(name##_lanes)
+/* the backward's sums: the lanes for float64 */
+#define ROW_GRAD_SUMS(name) FASTNORM_FN(name##_lanes)
 #else
-#define ROW_SUMS(name) FASTNORM_FN(name##_plain)
+#define ROW_GRAD_SUMS(name) FASTNORM_FN(name##_plain)
 #endif
 
 static void FASTNORM_FN(row_norm_fwd)(
@@ -181,16 +190,16 @@ static void FASTNORM_FN(row_norm_fwd)(
          * or NaN) the provisional mean, then the deviations about it, from
          * the row now in cache. */
         mu = (double)x[0];
-        ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
+        ROW_STAT_SUMS(row_dev_sums)(x, n, mu, &s, &q);
         if (!(65.0 * (s * (s * inv_n)) <= 64.0 * q && q < INFINITY)) {
-            mu = ROW_SUMS(row_sum)(x, n) * inv_n;
-            ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
+            mu = ROW_STAT_SUMS(row_sum)(x, n) * inv_n;
+            ROW_STAT_SUMS(row_dev_sums)(x, n, mu, &s, &q);
         }
         /* corrected two-pass: the deviations' sum repairs the mean */
         mu += s * inv_n;
         q -= s * s * inv_n;
     } else {
-        ROW_SUMS(row_dev_sums)(x, n, mu, &s, &q);
+        ROW_STAT_SUMS(row_dev_sums)(x, n, mu, &s, &q);
     }
     r = 1.0 / sqrt(q * inv_n + eps);
     *mean_out = mu;
@@ -218,7 +227,7 @@ static void FASTNORM_FN(row_norm_bwd)(
 {
     Py_ssize_t j;
     double sum_g = 0.0, sum_gx = 0.0, c1, c2;
-    ROW_SUMS(row_grad_sums)(dy, x, n, w, mu, r, &sum_g, &sum_gx);
+    ROW_GRAD_SUMS(row_grad_sums)(dy, x, n, w, mu, r, &sum_g, &sum_gx);
     c1 = rms ? 0.0 : sum_g / n;
     c2 = sum_gx / n;
 #if FASTNORM_T_IS_FLOAT
@@ -247,4 +256,5 @@ static void FASTNORM_FN(row_norm_param_grads)(
     }
 }
 
-#undef ROW_SUMS
+#undef ROW_STAT_SUMS
+#undef ROW_GRAD_SUMS
