@@ -25,7 +25,11 @@ import numbers
 
 import numpy as np
 
-CHUNK_BYTES = 64 * 2**20      # default chunk: 64 MiB of rows
+# Default chunk: 128 MiB of rows. Each chunk's partial_fit has a fixed cost
+# (~1 ms: validation, the merge, the kernels' start); from the page cache,
+# 4000000 x 64 float64 read at 44% of the read bandwidth in 32 MiB chunks,
+# 53% in 64 MiB, 57% in 128 MiB, 61% in 256 MiB (the in-memory fit: 69%).
+CHUNK_BYTES = 128 * 2**20
 PROGRESS_BYTES = 2**30        # progress bar by default from 1 GiB on
 
 
@@ -215,7 +219,7 @@ def partial_fit_chunks(estimator, X, *, chunk_rows=None, verbose=None):
     X : a 2-D array (numpy.memmap, ndarray, or anything with .shape and row
         slicing, such as an h5py dataset), or an iterable of 2-D chunks (a
         chunked reader, e.g. pandas.read_csv(..., chunksize=...)).
-    chunk_rows : rows per chunk for an array X (default: about 64 MiB).
+    chunk_rows : rows per chunk for an array X (default: about 128 MiB).
     verbose : progress bar (tqdm). None: on for arrays of 1 GiB or more.
 
     The result equals estimator.fit(X) on the whole data (the statistics of
