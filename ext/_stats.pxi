@@ -225,7 +225,7 @@ cdef void _moments_cols_block(
             if not near_center(n_cols, w_sum, sub_m2, sub_n):
                 # some column's mean lies far from center for its spread (or
                 # is not finite): its provisional mean, then the deviations
-                # about that, from the sub-chunk now in cache
+                # about that (the sub-chunk is in cache unless rows are wide)
                 if floating is float:
                     shifted_sums_float(X, n_cols, a, b, K, sub_mean)
                     # an inf or NaN sum: float32 overflowed near its maximum

@@ -11,9 +11,9 @@
  * interleaved form; for float32 rows, with the prefetch every 16 values,
  * it reduced its vectors to one sum every 16 values (a third of the
  * forward's statistics pass). The float32 backward keeps the plain loops:
- * converting 4 floats to a 4-double vector made it slower, and so were
- * SSE2 builds (1.4x). The lanes are fixed, so a row's result does not
- * depend on alignment or threads. */
+ * converting 4 floats to a 4-double vector made it slower (its SSE2 build
+ * 1.4x slower). The lanes are fixed, so a row's result does not depend on
+ * alignment or threads. */
 /* The deviation pass prefetches the next row (the n values after x; a
  * prefetch past the end of an array does not fault), so that memory keeps
  * streaming while the passes that work from cache run (the output pass, a
