@@ -181,6 +181,15 @@ cdef extern from "moments_cols.h":
                                      double base, double center, double* m2) noexcept nogil
 
 
+cdef inline void _squared_deviations(
+        const floating* X, Py_ssize_t n_cols, Py_ssize_t a, Py_ssize_t b,
+        const double* center, double* m2, double* dev) noexcept nogil:
+    if floating is float:
+        squared_deviations_float(X, n_cols, a, b, center, m2, dev)
+    else:
+        squared_deviations_double(X, n_cols, a, b, center, m2, dev)
+
+
 cdef void _moments_cols_block(
         const floating* X, Py_ssize_t n_cols, Py_ssize_t r0, Py_ssize_t r1,
         const double* w, bint ignore_nan, const double* K,
@@ -217,11 +226,9 @@ cdef void _moments_cols_block(
             w_sum = <double> (b - a)
             # one read of the sub-chunk: the sums of the squared deviations
             # and of the deviations about center (the previous sub-chunk's
-            # mean; at first K), which give its mean and M2 exactly
-            if floating is float:
-                squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
-            else:
-                squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+            # mean; at first K), which give its mean and M2 exactly (sub_n
+            # doubles as the deviation sums, then gets its count back)
+            _squared_deviations(X, n_cols, a, b, center, sub_m2, sub_n)
             if not near_center(n_cols, w_sum, sub_m2, sub_n):
                 # some column's mean lies far from center for its spread (or
                 # is not finite): its provisional mean, then the deviations
@@ -236,11 +243,7 @@ cdef void _moments_cols_block(
                 for j in range(n_cols):
                     sub_mean[j] = sub_mean[j] / w_sum
                     center[j] = sub_mean[j] + K[j]
-                # sub_n doubles as the deviation sums, then gets its count back
-                if floating is float:
-                    squared_deviations_float(X, n_cols, a, b, center, sub_m2, sub_n)
-                else:
-                    squared_deviations_double(X, n_cols, a, b, center, sub_m2, sub_n)
+                _squared_deviations(X, n_cols, a, b, center, sub_m2, sub_n)
             correct_to_mean(n_cols, w_sum, K, center, sub_mean, sub_m2, sub_n)
         else:
             w_sum = 0.0
