@@ -47,16 +47,11 @@ cdef extern from "row_norms.h":
                              double eps, int rms, double* y, double* mean,
                              double* rstd) noexcept nogil
     void row_norm_bwd_float(const float* dy, const float* x, Py_ssize_t n, const float* w,
-                            double mu, double r, int rms, float* dx) noexcept nogil
+                            double mu, double r, int rms, float* dx, double* dw,
+                            double* db) noexcept nogil
     void row_norm_bwd_double(const double* dy, const double* x, Py_ssize_t n,
                              const double* w, double mu, double r, int rms,
-                             double* dx) noexcept nogil
-    void row_norm_param_grads_float(const float* dy, const float* x, Py_ssize_t n,
-                                    double mu, double r, double* dw,
-                                    double* db) noexcept nogil
-    void row_norm_param_grads_double(const double* dy, const double* x, Py_ssize_t n,
-                                     double mu, double r, double* dw,
-                                     double* db) noexcept nogil
+                             double* dx, double* dw, double* db) noexcept nogil
 
 cdef extern from "half.h":
     void fastnorm_half_to_float(const unsigned short* src, Py_ssize_t n, int bf16,
@@ -320,10 +315,11 @@ cdef int _rows_bwd(const floating* dy, const floating* x, Py_ssize_t n_rows, Py_
     if dw == NULL:
         for i in prange(n_rows, schedule="static", num_threads=n_threads):
             if floating is float:
-                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n)
+                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n,
+                                   NULL, NULL)
             else:
                 row_norm_bwd_double(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms,
-                                    dx + i * n)
+                                    dx + i * n, NULL, NULL)
         return 0
     n_blocks = _n_blocks(n_rows, n)
     rows_per_block = (n_rows + n_blocks - 1) // n_blocks
@@ -336,13 +332,11 @@ cdef int _rows_bwd(const floating* dy, const floating* x, Py_ssize_t n_rows, Py_
         r1 = min(r0 + rows_per_block, n_rows)
         for i in range(r0, r1):
             if floating is float:
-                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n)
-                row_norm_param_grads_float(dy + i * n, x + i * n, n, mean[i], rstd[i], p, p + n)
+                row_norm_bwd_float(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms, dx + i * n,
+                                   p, p + n)
             else:
                 row_norm_bwd_double(dy + i * n, x + i * n, n, w, mean[i], rstd[i], rms,
-                                    dx + i * n)
-                row_norm_param_grads_double(dy + i * n, x + i * n, n, mean[i], rstd[i], p,
-                                            p + n)
+                                    dx + i * n, p, p + n)
     _sum_blocks(partial, n_blocks, n)
     for i in range(n):
         dw[i] = <grad_t> partial[i]
@@ -535,10 +529,8 @@ cdef inline void _bwd_row_16(const unsigned short* dy, const unsigned short* x, 
     not NULL, also add the row's dw, db to p, p + n."""
     fastnorm_half_to_float(dy, n, bfloat16, s)
     fastnorm_half_to_float(x, n, bfloat16, s + n)
-    row_norm_bwd_float(s, s + n, n, w, mu, r, rms, s + 2 * n)
+    row_norm_bwd_float(s, s + n, n, w, mu, r, rms, s + 2 * n, p, NULL if p == NULL else p + n)
     fastnorm_float_to_half(s + 2 * n, n, bfloat16, dx)
-    if p != NULL:
-        row_norm_param_grads_float(s, s + n, n, mu, r, p, p + n)
 
 
 cdef int _row_norm_bwd16_ptrs(const unsigned short* dy, const unsigned short* x,

@@ -1,4 +1,4 @@
-/* row_norm_fwd_*, row_norm_bwd_*, row_norm_param_grads_* for float and
+/* row_norm_fwd_*, row_norm_bwd_* for float and
  * double: see row_norms_impl.h. */
 #ifndef FASTNORM_ROW_NORMS_H
 #define FASTNORM_ROW_NORMS_H
