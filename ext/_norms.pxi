@@ -307,8 +307,9 @@ cdef int _rows_bwd(const floating* dy, const floating* x, Py_ssize_t n_rows, Py_
                    floating* dx, grad_t* dw, grad_t* db, int n_threads) noexcept nogil:
     """dx of every row; when dw is not NULL also dw = sum dy * xhat and
     db = sum dy over rows (summed in float64, then stored as grad_t), in the
-    same sweep as dx while the row is in cache (one read of dy and x), in
-    fixed blocks (_n_blocks). -1 when out of memory."""
+    row's first pass, with the sums dx needs (one read of dy and x from
+    memory; see row_norm_bwd), in fixed blocks (_n_blocks). -1 when out of
+    memory."""
     cdef Py_ssize_t i, blk, r0, r1, rows_per_block, n_blocks
     cdef double* partial
     cdef double* p
