@@ -8,6 +8,8 @@ values (ours stays float32). layout="NHWC" gets the channels-last copy of the
 input, (N, *spatial, C), and its results are moved back before the comparison
 with torch's NCHW ones.
 """
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -211,6 +213,58 @@ def test_group_norm_matches_torch(shape, G, dtype, layout, affine, rng):
     for s in (saved, None):
         got = F.group_norm_backward(dyl, xl, G, w, b, eps, layout=layout, saved=s)
         check_grads(got, (dx_ref, p_refs), dtype, layout=layout)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_last_statistics_with_outliers_steps_and_large_means(dtype, rng):
+    # Channels-last statistics are summed in blocks of 32768 values (6553
+    # rows of 5 channels here), then merged. Channels: an outlier (1e6 over
+    # noise of 1) first in every block, mean 1e8 with std 1, constant, a
+    # step of 1e8 inside each sample, a ramp. Batch statistics span the
+    # blocks of all samples; group_norm's (2 groups of 2 channels) those of
+    # each sample.
+    N, H, W, C = 8, 40, 40, 5
+    n = N * H * W
+    rows = np.arange(n)
+    X = np.stack([
+        np.where(rows % 6553 == 0, 1e6, 0.0) + rng.standard_normal(n),
+        1e8 + rng.standard_normal(n),
+        np.full(n, 3.0),
+        np.where(rows % 1600 < 700, 0.0, 1e8) + rng.standard_normal(n),
+        np.linspace(-1e6, 1e6, n),
+    ], axis=-1).astype(dtype).reshape(N, H, W, C)
+
+    def reference(parts):
+        """(mean, variance) of each part (float64 values), exactly rounded sums"""
+        mean = np.array([math.fsum(p) / p.size for p in parts])
+        return mean, np.array([math.fsum((p - m) ** 2) / p.size for p, m in zip(parts, mean)])
+
+    def variance(saved):
+        return 1.0 / saved.rstd ** 2  # (eps 1e-300: nothing next to these variances)
+
+    flat = X.reshape(n, C).astype(np.float64)
+    ref_mean, ref_var = reference(list(flat.T))
+    _, saved = F.batch_norm(X, None, None, training=True, eps=1e-300, layout="NHWC",
+                            return_saved=True)
+    # means to 1e-13 of each channel's largest value (the ramp's is ~0);
+    # variances to 1e-13, but the 1e8 channel's to 1e-9: its block means,
+    # held to an ulp of 1e8 (1.5e-8 against a std of 1), lose 1e-10 in their
+    # merge. The first channel's, summed in one pass about each block's
+    # first value (the outlier), was 1e-11 to 2e-11 off.
+    for c, (largest, var_rtol) in enumerate(zip(np.abs(flat).max(axis=0),
+                                                [1e-13, 1e-9, 1e-13, 1e-13, 1e-13])):
+        np.testing.assert_allclose(saved.mean[c], ref_mean[c], rtol=0, atol=1e-13 * largest,
+                                   err_msg=f"channel {c}")
+        np.testing.assert_allclose(variance(saved)[c], ref_var[c], rtol=var_rtol, atol=1e-290,
+                                   err_msg=f"channel {c}")
+    assert variance(saved)[2] == 1e-300  # the constant channel: exactly 0 (+ eps)
+
+    samples = X.reshape(N, H * W, C).astype(np.float64)
+    ref_mean, ref_var = reference([s[:, g].ravel() for s in samples
+                                   for g in (slice(0, 2), slice(2, 4))])
+    _, saved = F.group_norm(X[..., :4], 2, eps=1e-300, layout="NHWC", return_saved=True)
+    np.testing.assert_allclose(saved.mean.ravel(), ref_mean, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(variance(saved).ravel(), ref_var, rtol=1e-13, atol=1e-290)
 
 
 # ---------------------------------------------------------- instance_norm ---
