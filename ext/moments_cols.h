@@ -3,6 +3,7 @@
  * see moments_cols_impl.h; correct_to_mean and near_center below. */
 #ifndef FASTNORM_MOMENTS_COLS_H
 #define FASTNORM_MOMENTS_COLS_H
+#include "near_center.h"
 #include "read_ahead.h"
 
 /* Evaluated as written, without setup.py's -fassociative-math (which is for
@@ -45,20 +46,14 @@ static void correct_to_mean(Py_ssize_t n_cols, double w_sum, const double *restr
 
 /* Whether the sums about center of squared_deviations (m2, and dev: the
  * deviations' sum over w_sum rows) give every column's M2 = m2 - dev^2/w_sum
- * to a few ulps without a second pass: finite, and its mean within 8
- * standard deviations of center (w_sum d^2 <= 64 M2, with d = dev / w_sum),
- * so that the subtraction cancels at most 6 bits. A constant column whose
- * value differs from center fails it (M2 would be a rounding residue, not
- * exactly 0), as does an inf or NaN. */
+ * to a few ulps without a second pass (near_center.h). */
 static int near_center(Py_ssize_t n_cols, double w_sum, const double *restrict m2,
                        const double *restrict dev)
 {
     Py_ssize_t j;
     int far = 0;
-    for (j = 0; j < n_cols; j++) {
-        double q = dev[j] * (dev[j] / w_sum);  /* w_sum d^2 = m2 - M2 */
-        far |= !(65.0 * q <= 64.0 * m2[j] && m2[j] < INFINITY);
-    }
+    for (j = 0; j < n_cols; j++)
+        far |= !sums_near_center(dev[j] * (dev[j] / w_sum), m2[j]);
     return !far;
 }
 

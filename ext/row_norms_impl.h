@@ -167,12 +167,9 @@ static inline void FASTNORM_FN(row_grad_sums_lanes)(const T *restrict dy, const 
             const row_v4d g = w ? dy4 * FASTNORM_FN(row_load4)(w + j + 4 * k) : dy4;
             acc_g[k] += g;
             acc_gx[k] += g * xhat;
-            if (dw) {
-                row_v4d dw4, db4;
-                memcpy(&dw4, dw + j + 4 * k, sizeof dw4);
-                memcpy(&db4, db + j + 4 * k, sizeof db4);
-                dw4 += dy4 * xhat;
-                db4 += dy4;
+            if (dw) {  /* (T is double here: row_load4 reads dw and db as they are) */
+                const row_v4d dw4 = FASTNORM_FN(row_load4)(dw + j + 4 * k) + dy4 * xhat;
+                const row_v4d db4 = FASTNORM_FN(row_load4)(db + j + 4 * k) + dy4;
                 memcpy(dw + j + 4 * k, &dw4, sizeof dw4);
                 memcpy(db + j + 4 * k, &db4, sizeof db4);
             }
@@ -199,15 +196,12 @@ static void FASTNORM_FN(row_norm_fwd)(
     double mu = 0.0, q = 0.0, s = 0.0, r;
     if (!rms) {
         /* One pass over the row for the sums of the deviations and their
-         * squares about its first value: the corrected two-pass step below
-         * gives the mean and M2 from them to a few ulps where the mean lies
-         * within 8 standard deviations of that value (s^2 / n <= 64 M2, the
-         * subtraction cancelling at most 6 bits). Otherwise (or with an inf
-         * or NaN) the provisional mean, then the deviations about it, from
-         * the row now in cache. */
+         * squares about its first value, enough where the mean lies near
+         * it (near_center.h). Otherwise the provisional mean, then the
+         * deviations about it, from the row now in cache. */
         mu = (double)x[0];
         ROW_STAT_SUMS(row_dev_sums)(x, n, mu, &s, &q);
-        if (!(65.0 * (s * (s * inv_n)) <= 64.0 * q && q < INFINITY)) {
+        if (!sums_near_center(s * (s * inv_n), q)) {
             mu = ROW_STAT_SUMS(row_sum)(x, n) * inv_n;
             ROW_STAT_SUMS(row_dev_sums)(x, n, mu, &s, &q);
         }
